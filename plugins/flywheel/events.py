@@ -1,0 +1,67 @@
+"""The event tables of the loop: their Arrow schemas and where their hourly files land.
+
+The simulator writes these files, ``ingest_events`` reads them, and the warehouse DDL mirrors them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+
+TS = pa.timestamp("us")  # naive timestamps in UTC, microsecond precision, in every table
+
+#: Columns every landing file of a table must have, in warehouse order. Extra columns are dropped.
+EVENT_SCHEMAS: dict[str, pa.Schema] = {
+    "impressions": pa.schema(
+        [
+            ("impression_id", pa.string()),
+            ("request_id", pa.string()),
+            ("event_ts", TS),
+            ("user_id", pa.int64()),
+            ("item_id", pa.int64()),
+            ("position", pa.int32()),
+            ("category", pa.string()),
+            ("price", pa.float64()),
+        ]
+    ),
+    "clicks": pa.schema(
+        [
+            ("click_id", pa.string()),
+            ("impression_id", pa.string()),
+            ("event_ts", TS),
+            ("user_id", pa.int64()),
+            ("item_id", pa.int64()),
+        ]
+    ),
+    "orders": pa.schema(
+        [
+            ("order_id", pa.string()),
+            ("impression_id", pa.string()),
+            ("event_ts", TS),
+            ("user_id", pa.int64()),
+            ("item_id", pa.int64()),
+            ("quantity", pa.int32()),
+            ("gmv", pa.float64()),
+        ]
+    ),
+}
+
+#: The column every table is partitioned on (rows belong to the hour of this timestamp).
+PARTITION_COLUMN = "event_ts"
+
+
+def hour_dir(landing_dir: Path, table: str, hour: datetime) -> Path:
+    """Folder holding the files of ``table`` whose events fall in ``hour`` (a Hive-style layout)."""
+    return landing_dir / table / f"date={hour:%Y-%m-%d}" / f"hour={hour:%H}"
+
+
+def hours_between(start: datetime, end: datetime) -> list[datetime]:
+    """Whole hours ``h`` with ``start <= h < end``; ``start`` is rounded down to its hour."""
+    hour = start.replace(minute=0, second=0, microsecond=0)
+    hours = []
+    while hour < end:
+        hours.append(hour)
+        hour += timedelta(hours=1)
+    return hours

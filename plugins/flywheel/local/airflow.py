@@ -1,0 +1,188 @@
+"""Start and stop a real Airflow (scheduler, dag-processor, triggerer, api-server) for one flywheel home.
+
+Every component runs in its own session so that stopping it stops the workers it forked, which
+otherwise outlive their parent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from flywheel.config import Settings
+
+log = logging.getLogger(__name__)
+
+COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
+#: Pools the DAGs name; created on every start, so a fresh home never has a task stuck on a missing pool.
+POOLS = {"warehouse": (1, "DuckDB admits one writing process: every warehouse task takes this slot")}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _airflow_bin() -> str:
+    return str(Path(sys.executable).with_name("airflow"))
+
+
+def _persistent_secret(path: Path) -> str:
+    # Scheduler and api-server must share the JWT secret; keep it with the home, not in the repo.
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def airflow_environ(settings: Settings, port: int, metadata_url: str | None = None) -> dict[str, str]:
+    """The environment every Airflow component and task of this home runs with."""
+    metadata_url = (
+        metadata_url
+        or os.environ.get("FLYWHEEL_AIRFLOW_DB_URL")
+        or f"sqlite:///{settings.airflow_home / 'airflow.db'}"
+    )
+    env = dict(os.environ)
+    env.update(
+        {
+            "FLYWHEEL_HOME": str(settings.home),
+            "FLYWHEEL_WAREHOUSE_URL": settings.warehouse_url,
+            "AIRFLOW_HOME": str(settings.airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(settings.dags_folder),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(settings.plugins_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__API_AUTH__JWT_SECRET": _persistent_secret(settings.airflow_home / ".jwt_secret"),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        }
+    )
+    env.pop("AIRFLOW_CONFIG", None)
+    return env
+
+
+def airflow_cli(args: list[str], env: Mapping[str, str], timeout: float = 300) -> str:
+    """Run one ``airflow`` CLI command for this home; raise with its output if it fails."""
+    result = subprocess.run(
+        [_airflow_bin(), *args], env=dict(env), capture_output=True, text=True, timeout=timeout
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"`airflow {' '.join(args)}` failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
+    return result.stdout
+
+
+def prepare(env: Mapping[str, str]) -> None:
+    """Migrate the metadata DB, create the pools, and serialize the DAGs; safe to repeat."""
+    airflow_cli(["db", "migrate"], env)
+    for name, (slots, description) in POOLS.items():
+        airflow_cli(["pools", "set", name, str(slots), description], env)
+    airflow_cli(["dags", "reserialize"], env)
+
+
+class AirflowProcesses:
+    """Airflow's components for one home, each in its own process group; a context manager."""
+
+    def __init__(self, settings: Settings, port: int | None = None, metadata_url: str | None = None):
+        self.settings = settings
+        self.port = port or free_port()
+        self.env = airflow_environ(settings, self.port, metadata_url)
+        self.log_dir = settings.airflow_home / "logs" / "components"
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, prepare_first: bool = True) -> None:
+        self.settings.ensure_dirs()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        if prepare_first:
+            prepare(self.env)
+        for component in COMPONENTS:
+            out = open(self.log_dir / f"{component}.log", "ab")  # noqa: SIM115 - owned by the child
+            self.processes[component] = subprocess.Popen(
+                [_airflow_bin(), component],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            out.close()
+        log.info("Airflow starting on %s (logs in %s)", self.base_url, self.log_dir)
+
+    def check_alive(self) -> None:
+        """Raise with the tail of its log if a component has exited."""
+        for component, proc in self.processes.items():
+            if proc.poll() is not None:
+                tail = (self.log_dir / f"{component}.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"Airflow {component} exited with {proc.returncode}:\n{tail}")
+
+    def stop(self, grace: float = 20.0) -> None:
+        """Stop every component and everything it forked (the whole process group)."""
+        for proc in self.processes.values():
+            _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in self.processes.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for proc in self.processes.values():
+            _signal_group(proc, signal.SIGKILL)  # stragglers, and orphaned workers of exited parents
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                log.warning("process group %d did not exit", proc.pid)
+        self.processes.clear()
+
+    def __enter__(self) -> AirflowProcesses:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def admin_api(procs: AirflowProcesses):  # -> AirflowAPI, imported lazily to keep this module light
+    """An API client logged in as the generated admin user of this home."""
+    import json
+
+    from flywheel.local.api import AirflowAPI
+
+    passwords = procs.settings.airflow_home / "simple_auth_manager_passwords.json.generated"
+    api = AirflowAPI(procs.base_url)
+    api.wait_until_healthy(check=procs.check_alive)
+    api.password = json.loads(passwords.read_text())["admin"]
+    return api

@@ -1,0 +1,142 @@
+"""A small client for the Airflow REST API (v2) of a local Airflow: health, backfills, runs."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+FINISHED = {"success", "failed"}
+
+
+class AirflowAPI:
+    """Talks to ``base_url`` as ``username``; the token is fetched on first use."""
+
+    def __init__(self, base_url: str, username: str = "admin", password: str | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.username = username
+        self.password = password
+        self._client = httpx.Client(base_url=self.base_url, timeout=30)
+
+    def wait_until_healthy(
+        self, timeout: float = 240, check: Callable[[], None] | None = None
+    ) -> None:
+        """Wait until the api-server answers and the scheduler reports a recent heartbeat."""
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if check:
+                check()
+            try:
+                body = self._client.get("/api/v2/monitor/health").json()
+                last = str(body)
+                if body.get("scheduler", {}).get("status") == "healthy":
+                    return
+            except (httpx.HTTPError, ValueError) as exc:
+                last = repr(exc)
+            time.sleep(2)
+        raise TimeoutError(f"Airflow at {self.base_url} not healthy after {timeout:.0f}s: {last}")
+
+    def _authorize(self) -> None:
+        if "Authorization" in self._client.headers:
+            return
+        response = self._client.post(
+            "/auth/token", json={"username": self.username, "password": self.password}
+        )
+        response.raise_for_status()
+        self._client.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        self._authorize()
+        response = self._client.request(method, f"/api/v2{path}", **kwargs)
+        if response.status_code >= 400:
+            raise RuntimeError(f"{method} {path} -> {response.status_code}: {response.text}")
+        return response.json()
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.request("GET", f"/dags/{dag_id}")
+                return
+            except RuntimeError:
+                time.sleep(2)
+        raise TimeoutError(f"DAG {dag_id} not registered after {timeout:.0f}s: check the dag-processor log")
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
+
+    def create_backfill(
+        self, dag_id: str, start: datetime, end: datetime, max_active_runs: int = 4
+    ) -> dict[str, Any]:
+        """Backfill runs whose logical dates lie in ``[start, end]``; completed runs are run again."""
+        return self.request(
+            "POST",
+            "/backfills",
+            json={
+                "dag_id": dag_id,
+                "from_date": start.isoformat(),
+                "to_date": end.isoformat(),
+                "max_active_runs": max_active_runs,
+                "reprocess_behavior": "completed",
+            },
+        )
+
+    def trigger(self, dag_id: str, logical_date: datetime | None = None, conf: dict | None = None) -> str:
+        body = {"logical_date": logical_date.isoformat() if logical_date else None, "conf": conf or {}}
+        return self.request("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
+
+    def dag_runs(self, dag_id: str, **filters: Any) -> list[dict[str, Any]]:
+        params = {"limit": 100, "order_by": "logical_date", **filters}
+        runs: list[dict[str, Any]] = []
+        while True:
+            page = self.request("GET", f"/dags/{dag_id}/dagRuns", params={**params, "offset": len(runs)})
+            runs += page["dag_runs"]
+            if not page["dag_runs"] or len(runs) >= page["total_entries"]:
+                return runs
+
+    def wait_for_runs(
+        self,
+        dag_id: str,
+        expected: int,
+        timeout: float = 1800,
+        run_type: str | None = None,
+        progress: Callable[[int, int, dict[str, int]], None] | None = None,
+        check: Callable[[], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Poll until ``expected`` runs of ``dag_id`` have finished; report progress as it goes."""
+        deadline = time.monotonic() + timeout
+        filters = {"run_type": run_type} if run_type else {}
+        seen = -1
+        while time.monotonic() < deadline:
+            if check:
+                check()
+            runs = self.dag_runs(dag_id, **filters)
+            states: dict[str, int] = {}
+            for run in runs:
+                states[run["state"]] = states.get(run["state"], 0) + 1
+            done = sum(n for s, n in states.items() if s in FINISHED)
+            if progress and done != seen:
+                progress(done, expected, states)
+                seen = done
+            if done >= expected:
+                return runs
+            time.sleep(3)
+        raise TimeoutError(f"{dag_id}: only {seen}/{expected} runs finished after {timeout:.0f}s")
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+        self._authorize()
+        response = self._client.get(
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+            headers={"Accept": "text/plain"},
+        )
+        return response.text
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,89 @@
+"""DuckDB backend: the embedded default, one file that one process may write at a time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from flywheel.warehouse.base import (
+    Connection,
+    Warehouse,
+    WarehouseError,
+    bind_style,
+    used_params,
+    validate_identifier,
+)
+
+#: How long to wait for another process to release the file before giving up.
+LOCK_WAIT_SECONDS = 60.0
+
+
+class DuckDBConnection(Connection):
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self._con.execute(bind_style(sql, "$%s"), used_params(sql, params))
+
+    def read_arrow(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        # ``sql()`` hands Arrow the result directly; the DB-API cursor path would copy every row.
+        relation = self._con.sql(bind_style(sql, "$%s"), params=used_params(sql, params) or None)
+        return relation.to_arrow_table() if relation is not None else pa.table({})
+
+    def insert_arrow(self, table: str, data: pa.Table) -> None:
+        validate_identifier(table)
+        columns = ", ".join(validate_identifier(name) for name in data.column_names)
+        self._con.register("_flywheel_incoming", data)
+        try:
+            self._con.execute(
+                f"insert into {table} ({columns}) select {columns} from _flywheel_incoming"
+            )
+        finally:
+            self._con.unregister("_flywheel_incoming")
+
+
+class DuckDBWarehouse(Warehouse):
+    dialect = "duckdb"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if not path:
+            raise WarehouseError(f"DuckDB URL {url!r} names no file: use duckdb:///absolute/path.duckdb")
+        self.path = path
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        # Another process (a task, the CLI) may hold the file; DuckDB refuses rather than waits.
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            try:
+                return duckdb.connect(self.path)
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise WarehouseError(
+                        f"cannot open the DuckDB warehouse {self.path}: {exc}. Another process holds it; "
+                        "warehouse tasks share the Airflow pool 'warehouse' (1 slot) to avoid this"
+                    ) from exc
+                time.sleep(0.2)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        con = self._connect()
+        try:
+            con.begin()
+            try:
+                yield DuckDBConnection(con)
+            except BaseException:
+                con.rollback()
+                raise
+            con.commit()
+        finally:
+            con.close()

@@ -1,0 +1,63 @@
+"""PostgreSQL backend: the same interface over psycopg2, bulk loads through ``COPY``."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from flywheel.warehouse.base import Connection, Warehouse, bind_style, used_params, validate_identifier
+
+
+def _dsn(url: str) -> str:
+    # SQLAlchemy-style URLs (postgresql+psycopg2://) are accepted too.
+    scheme, rest = url.split("://", 1)
+    return "postgresql://" + rest
+
+
+class PostgresConnection(Connection):
+    def __init__(self, con: Any) -> None:
+        self._con = con
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        with self._con.cursor() as cur:
+            cur.execute(bind_style(sql, "%%(%s)s", escape_percent=True), used_params(sql, params))
+
+    def read_arrow(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        with self._con.cursor() as cur:
+            cur.execute(bind_style(sql, "%%(%s)s", escape_percent=True), used_params(sql, params))
+            names = [d.name for d in cur.description]
+            rows = cur.fetchall()
+        columns = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
+        return pa.table({name: pa.array(list(col)) for name, col in zip(names, columns, strict=True)})
+
+    def insert_arrow(self, table: str, data: pa.Table) -> None:
+        validate_identifier(table)
+        columns = ", ".join(validate_identifier(name) for name in data.column_names)
+        buffer = io.BytesIO()
+        # Quote every value so NULL (unquoted empty) and '' (quoted empty) stay distinct.
+        pacsv.write_csv(
+            data, buffer, pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
+        )
+        buffer.seek(0)
+        with self._con.cursor() as cur:
+            cur.copy_expert(f"copy {table} ({columns}) from stdin with (format csv)", buffer)
+
+
+class PostgresWarehouse(Warehouse):
+    dialect = "postgres"
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        import psycopg2
+
+        con = psycopg2.connect(_dsn(self.url))
+        try:
+            with con:  # commits on success, rolls back on error
+                yield PostgresConnection(con)
+        finally:
+            con.close()

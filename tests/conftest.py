@@ -1,0 +1,61 @@
+"""Shared fixtures: an isolated flywheel home per test, and warehouses on DuckDB and real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flywheel.config import Settings, get_settings
+
+POSTGRES_ADMIN_DSN = os.environ.get("FLYWHEEL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """A fresh FLYWHEEL_HOME (DuckDB warehouse inside it) for one test."""
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("FLYWHEEL_WAREHOUSE_URL", raising=False)
+    settings = get_settings()
+    settings.ensure_dirs()
+    return settings
+
+
+def _postgres_database() -> Iterator[str]:
+    psycopg2 = pytest.importorskip("psycopg2")
+    name = f"flywheel_test_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg2.connect(POSTGRES_ADMIN_DSN)
+    except psycopg2.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_DSN}: {exc}")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'create database "{name}"')
+    try:
+        yield POSTGRES_ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'drop database if exists "{name}" with (force)')
+        admin.close()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database on the local server, dropped afterwards."""
+    yield from _postgres_database()
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse_home(
+    request: pytest.FixtureRequest, home: Settings, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Settings]:
+    """A fresh home whose warehouse is DuckDB or a new PostgreSQL database."""
+    if request.param == "duckdb":
+        yield home
+        return
+    for url in _postgres_database():
+        monkeypatch.setenv("FLYWHEEL_WAREHOUSE_URL", url)
+        yield get_settings()
