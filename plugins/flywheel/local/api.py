@@ -131,12 +131,19 @@ class AirflowAPI:
         raise TimeoutError(f"{dag_id}: only {seen}/{expected} runs finished after {timeout:.0f}s")
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
-        self._authorize()
-        response = self._client.get(
-            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
-            headers={"Accept": "text/plain"},
+        """The task's log as text, one structured entry per line."""
+        body = self.request(
+            "GET",
+            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+            params={"full_content": True},
         )
-        return response.text
+        lines = []
+        for entry in body.get("content", []):
+            if isinstance(entry, dict):
+                lines.append(" ".join(str(entry.get(k, "")) for k in ("timestamp", "level", "event")))
+            else:
+                lines.append(str(entry))
+        return "\n".join(lines)
 
     def close(self) -> None:
         self._client.close()

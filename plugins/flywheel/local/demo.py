@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from flywheel.config import Settings, get_settings
 from flywheel.events import EVENT_SCHEMAS
-from flywheel.local.airflow import AirflowProcesses, admin_api
+from flywheel.local.processes import AirflowProcesses, admin_api
 from flywheel.warehouse import open_warehouse
 
 log = logging.getLogger(__name__)

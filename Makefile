@@ -1,0 +1,44 @@
+# flywheel: `make demo` runs the closed loop on this machine; `make test` runs every test.
+# Targets install what they need on first use; the stamp makes a second run install nothing.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# pytest -n is not used: the integration tests start real services that want the machine to themselves.
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-fast up lint bench lock clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# requirements.lock pins every transitive version, so two installs resolve the same set.
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/flywheel demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "" $(PYTEST_ARGS)
+
+# Unit, SQL and DAG tests only: no scheduler, no servers.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+up: $(STAMP)
+	$(BIN)/flywheel up
+
+lint: $(STAMP)
+	$(BIN)/ruff check plugins dags tests benchmarks
+
+bench: $(STAMP)
+	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# Refresh the lock after changing dependencies in pyproject.toml.
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^flywheel' > requirements.lock
+
+clean:
+	rm -rf .flywheel
