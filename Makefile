@@ -31,7 +31,8 @@ up: $(STAMP)
 	$(BIN)/flywheel up
 
 lint: $(STAMP)
-	$(BIN)/ruff check plugins dags tests benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: $(STAMP)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

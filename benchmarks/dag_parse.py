@@ -44,8 +44,12 @@ def main() -> int:
     for path in files:
         m = measure(path)
         worst = max(worst, m["parse_s"] / BUDGET_S)
-        print(f"{path.name:<28} {m['parse_s']:>8.3f} {m['parse_s'] / BUDGET_S:>8.2f} {m['sdk_import_s']:>13.3f}")
-    print(f"worst parse time / {BUDGET_S} s budget = {worst:.2f} ({'within' if worst <= 1 else 'OVER'} budget)")
+        print(
+            f"{path.name:<28} {m['parse_s']:>8.3f} {m['parse_s'] / BUDGET_S:>8.2f} {m['sdk_import_s']:>13.3f}"
+        )
+    print(
+        f"worst parse time / {BUDGET_S} s budget = {worst:.2f} ({'within' if worst <= 1 else 'OVER'} budget)"
+    )
     return 0
 
 

@@ -12,7 +12,7 @@ Runs hourly for the hour just ended (a data-interval timetable); backfill a rang
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
@@ -22,7 +22,7 @@ from flywheel.assets import RAW_EVENTS
 @dag(
     # Each run owns the hour [data_interval_start, data_interval_end): a cron *data-interval* timetable.
     schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=4,
     tags=["flywheel", "ingest"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,11 @@ from pathlib import Path
 import pytest
 
 from flywheel.config import Settings, get_settings
+
+# Airflow reads its home when first imported: never let a test touch ~/airflow or a developer's home.
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="flywheel-test-airflow-")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "dags")
 
 POSTGRES_ADMIN_DSN = os.environ.get("FLYWHEEL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 

@@ -71,9 +71,7 @@ def test_no_heavy_imports_at_parse_time(path: Path) -> None:
     tree = ast.parse(path.read_text())
     top_level = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
     names = {
-        (n.module or "") if isinstance(n, ast.ImportFrom) else a.name
-        for n in top_level
-        for a in n.names
+        (n.module or "") if isinstance(n, ast.ImportFrom) else a.name for n in top_level for a in n.names
     }
     assert not {name.split(".")[0] for name in names} & heavy, f"{path.name}: import heavy modules in tasks"
 

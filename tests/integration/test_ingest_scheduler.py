@@ -40,9 +40,13 @@ def test_backfill_loads_every_hour_through_the_scheduler(
         warehouse_url = request.getfixturevalue("postgres_url")
         monkeypatch.setenv("FLYWHEEL_WAREHOUSE_URL", warehouse_url)
         # Airflow's metadata in its own fresh database, as in production.
-        metadata_url = request.getfixturevalue("postgres_url").replace("postgresql://", "postgresql+psycopg2://")
+        metadata_url = request.getfixturevalue("postgres_url").replace(
+            "postgresql://", "postgresql+psycopg2://"
+        )
     settings = get_settings()
-    simulate(SimulationConfig(start=START, hours=HOURS, impressions_per_hour=300, seed=3), settings.landing_dir)
+    simulate(
+        SimulationConfig(start=START, hours=HOURS, impressions_per_hour=300, seed=3), settings.landing_dir
+    )
     expected = {table: _landed_rows(settings, table) for table in EVENT_SCHEMAS}
     broken = hour_dir(settings.landing_dir, "orders", START + timedelta(hours=1)) / "part-broken.parquet"
     broken.write_bytes(b"PAR1 not really parquet")
@@ -53,7 +57,9 @@ def test_backfill_loads_every_hour_through_the_scheduler(
         api.set_paused("ingest_events", False)
         start = START.replace(tzinfo=UTC)
         api.create_backfill("ingest_events", start, start + timedelta(hours=HOURS - 1))
-        runs = api.wait_for_runs("ingest_events", HOURS, run_type="backfill", timeout=600, check=procs.check_alive)
+        runs = api.wait_for_runs(
+            "ingest_events", HOURS, run_type="backfill", timeout=600, check=procs.check_alive
+        )
         assert sorted(r["state"] for r in runs) == ["success"] * HOURS
         broken_run = next(r for r in runs if r["logical_date"].startswith("2026-01-01T01:00"))
         task_log = api.task_log("ingest_events", broken_run["dag_run_id"], "load_events")

@@ -24,9 +24,7 @@ class AirflowAPI:
         self.password = password
         self._client = httpx.Client(base_url=self.base_url, timeout=30)
 
-    def wait_until_healthy(
-        self, timeout: float = 240, check: Callable[[], None] | None = None
-    ) -> None:
+    def wait_until_healthy(self, timeout: float = 240, check: Callable[[], None] | None = None) -> None:
         """Wait until the api-server answers and the scheduler reports a recent heartbeat."""
         deadline = time.monotonic() + timeout
         last = "no answer"

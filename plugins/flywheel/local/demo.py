@@ -42,9 +42,7 @@ def run_demo(hours: int = 24, seed: int = 7, impressions_per_hour: int = 2000) -
     _say(f"home: {settings.home}")
     t0 = time.monotonic()
     summary = simulate(
-        SimulationConfig(
-            start=DEMO_START, hours=hours, seed=seed, impressions_per_hour=impressions_per_hour
-        ),
+        SimulationConfig(start=DEMO_START, hours=hours, seed=seed, impressions_per_hour=impressions_per_hour),
         landing_dir=settings.landing_dir,
     )
     _say(
@@ -54,8 +52,10 @@ def run_demo(hours: int = 24, seed: int = 7, impressions_per_hour: int = 2000) -
     _say("starting Airflow (scheduler, dag-processor, triggerer, api-server) ...")
     with AirflowProcesses(settings) as procs:
         api = admin_api(procs)
-        _say(f"Airflow is up at {procs.base_url} (user admin, password in "
-             f"{settings.airflow_home}/simple_auth_manager_passwords.json.generated)")
+        _say(
+            f"Airflow is up at {procs.base_url} (user admin, password in "
+            f"{settings.airflow_home}/simple_auth_manager_passwords.json.generated)"
+        )
         api.wait_for_dag("ingest_events")
         api.set_paused("ingest_events", False)
         start = DEMO_START.replace(tzinfo=UTC)

@@ -40,8 +40,7 @@ def validate_identifier(name: str) -> str:
     parts = name.split(".")
     if not 1 <= len(parts) <= 2 or not all(_IDENTIFIER.match(p) for p in parts):
         raise WarehouseError(
-            f"unsafe SQL identifier {name!r}: use letters, digits and underscores, "
-            "optionally as schema.table"
+            f"unsafe SQL identifier {name!r}: use letters, digits and underscores, optionally as schema.table"
         )
     return name
 

@@ -41,9 +41,7 @@ class DuckDBConnection(Connection):
         columns = ", ".join(validate_identifier(name) for name in data.column_names)
         self._con.register("_flywheel_incoming", data)
         try:
-            self._con.execute(
-                f"insert into {table} ({columns}) select {columns} from _flywheel_incoming"
-            )
+            self._con.execute(f"insert into {table} ({columns}) select {columns} from _flywheel_incoming")
         finally:
             self._con.unregister("_flywheel_incoming")
 

@@ -117,15 +117,18 @@ def ingest_interval(
         if moved:
             conn.ensure_table(QUARANTINE_TABLE, QUARANTINE_SCHEMA)
             for record in moved:
-                conn.execute(
-                    "delete from quarantine.files where quarantine_path = :quarantine_path", record
-                )
+                conn.execute("delete from quarantine.files where quarantine_path = :quarantine_path", record)
             conn.insert_arrow(
                 QUARANTINE_TABLE,
                 pa.Table.from_pylist(
                     [
-                        {**r, "interval_start": start, "interval_end": end, "run_id": run_id,
-                         "quarantined_at": quarantined_at}
+                        {
+                            **r,
+                            "interval_start": start,
+                            "interval_end": end,
+                            "run_id": run_id,
+                            "quarantined_at": quarantined_at,
+                        }
                         for r in moved
                     ],
                     schema=QUARANTINE_SCHEMA,
@@ -136,8 +139,11 @@ def ingest_interval(
     report.quarantined = moved
     log.info(
         "loaded [%s, %s): %s from %d file(s); %d file(s) quarantined",
-        start, end, ", ".join(f"raw.{t}={n}" for t, n in report.rows.items()),
-        report.files_loaded, len(moved),
+        start,
+        end,
+        ", ".join(f"raw.{t}={n}" for t, n in report.rows.items()),
+        report.files_loaded,
+        len(moved),
     )
     if not report.files_loaded and not moved:
         log.warning("no files landed for [%s, %s) under %s", start, end, settings.landing_dir)

@@ -40,9 +40,7 @@ class PostgresConnection(Connection):
         columns = ", ".join(validate_identifier(name) for name in data.column_names)
         buffer = io.BytesIO()
         # Quote every value so NULL (unquoted empty) and '' (quoted empty) stay distinct.
-        pacsv.write_csv(
-            data, buffer, pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
-        )
+        pacsv.write_csv(data, buffer, pacsv.WriteOptions(include_header=False, quoting_style="all_valid"))
         buffer.seek(0)
         with self._con.cursor() as cur:
             cur.copy_expert(f"copy {table} ({columns}) from stdin with (format csv)", buffer)

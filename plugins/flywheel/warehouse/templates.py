@@ -32,7 +32,7 @@ def render_sql(template: str | Path, **context: Any) -> str:
     """
     from flywheel.warehouse.base import validate_identifier
 
-    for key, value in context.items():
+    for _key, value in context.items():
         if isinstance(value, str):
             validate_identifier(value)
     path = Path(template)

@@ -86,7 +86,9 @@ def test_running_an_interval_twice_leaves_the_same_rows(warehouse_home: Settings
 
 def test_bad_files_are_quarantined_with_reasons_and_good_files_load(warehouse_home: Settings) -> None:
     good = _land(warehouse_home, "impressions", _impressions(30, H0))
-    truncated = _land(warehouse_home, "impressions", _impressions(50, H0, offset=100), name="part-trunc.parquet")
+    truncated = _land(
+        warehouse_home, "impressions", _impressions(50, H0, offset=100), name="part-trunc.parquet"
+    )
     payload = truncated.read_bytes()
     truncated.write_bytes(payload[: len(payload) // 2])
     missing = _land(
@@ -111,11 +113,14 @@ def test_bad_files_are_quarantined_with_reasons_and_good_files_load(warehouse_ho
         assert moved.is_relative_to(warehouse_home.quarantine_dir)
         assert moved.read_bytes() == received[moved.name]
 
-    recorded = open_warehouse(warehouse_home.warehouse_url).read_arrow(
-        "select file_path, table_name, reason, run_id from quarantine.files order by file_path"
-    ).to_pylist()
+    recorded = (
+        open_warehouse(warehouse_home.warehouse_url)
+        .read_arrow("select file_path, table_name, reason, run_id from quarantine.files order by file_path")
+        .to_pylist()
+    )
     assert [(Path(r["file_path"]).name, r["run_id"]) for r in recorded] == [
-        ("part-late.parquet", "test-run"), ("part-missing.parquet", "test-run"),
+        ("part-late.parquet", "test-run"),
+        ("part-missing.parquet", "test-run"),
         ("part-trunc.parquet", "test-run"),
     ]
 

@@ -15,9 +15,7 @@ H0, H1, H2 = datetime(2026, 1, 1, 0), datetime(2026, 1, 1, 1), datetime(2026, 1,
 
 
 def _rows(ids: list[int], ts: datetime, label: str | None = "x") -> pa.Table:
-    return pa.table(
-        {"id": ids, "ts": [ts] * len(ids), "label": [label] * len(ids)}, schema=SCHEMA
-    )
+    return pa.table({"id": ids, "ts": [ts] * len(ids), "label": [label] * len(ids)}, schema=SCHEMA)
 
 
 def test_replace_partition_swaps_only_its_interval(warehouse_home: Settings) -> None:
@@ -33,9 +31,7 @@ def test_bound_parameters_and_text_round_trip(warehouse_home: Settings) -> None:
     wh = open_warehouse(warehouse_home.warehouse_url)
     # Quotes, percent signs, colons and empty strings must survive as data, never as SQL.
     labels = ["it's", "100%", "a:b", "", None]
-    data = pa.table(
-        {"id": list(range(5)), "ts": [H0] * 5, "label": labels}, schema=SCHEMA
-    )
+    data = pa.table({"id": list(range(5)), "ts": [H0] * 5, "label": labels}, schema=SCHEMA)
     wh.replace_partition("raw.things", data, "ts", H0, H1)
     got = wh.read_arrow(
         "select label from raw.things where id >= :low and label like '%' order by id", {"low": 0}
