@@ -1,0 +1,1 @@
+"""The Feast feature store over the warehouse marts: apply, materialize, training sets, online reads."""
