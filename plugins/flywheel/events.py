@@ -1,6 +1,7 @@
 """The event tables of the loop: their Arrow schemas and where their hourly files land.
 
 The simulator writes these files, ``ingest_events`` reads them, and the warehouse DDL mirrors them.
+The feature marts built from them are specified in ``dbt/README.md`` (the contract for dbt, GX and Feast).
 """
 
 from __future__ import annotations
