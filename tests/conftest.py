@@ -15,6 +15,8 @@ from flywheel.config import Settings, get_settings
 # Airflow reads its home when first imported: never let a test touch ~/airflow or a developer's home.
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="flywheel-test-airflow-")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+# Tests that do not ask for a `home` still never write into the checkout's .flywheel/.
+os.environ["FLYWHEEL_HOME"] = tempfile.mkdtemp(prefix="flywheel-test-home-")
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "dags")
 
 POSTGRES_ADMIN_DSN = os.environ.get("FLYWHEEL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")

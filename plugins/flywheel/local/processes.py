@@ -117,6 +117,10 @@ class AirflowProcesses:
         self.settings.ensure_dirs()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         if prepare_first:
+            from flywheel.features.dbt import run_dbt
+
+            # The DAGs read dbt's manifest to lay out one task per model: refresh it for edited models.
+            run_dbt(["parse"], self.settings)
             prepare(self.env)
         for component in COMPONENTS:
             out = open(self.log_dir / f"{component}.log", "ab")  # noqa: SIM115 - owned by the child

@@ -1,0 +1,73 @@
+"""``build_features``: gates around one task per dbt model, in the dbt DAG's order."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from flywheel.features.dbt_tasks import load_models
+from flywheel.features.pipeline import resolve_interval
+
+
+@pytest.fixture(scope="module")
+def dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder="dags/build_features.py")
+    assert bag.import_errors == {}
+    return bag.dags["build_features"]
+
+
+def test_every_dbt_model_is_a_task_in_dependency_order(dag) -> None:
+    models = load_models()
+    names = {m["name"] for m in models.values()}
+    assert {"stg_events__impressions", "user_features", "item_features", "training_examples"} <= names
+    for model in models.values():
+        task = dag.get_task(f"dbt_models.{model['name']}")
+        assert task.pool == "warehouse" and task.retries >= 2
+        upstream = {t.split(".", 1)[1] for t in task.upstream_task_ids if t.startswith("dbt_models.")}
+        assert upstream == {models[p]["name"] for p in model["parents"] if p in models}
+
+
+def test_gates_bracket_the_models_and_publish_comes_last(dag) -> None:
+    roots = [
+        t
+        for t in dag.tasks
+        if t.task_id.startswith("dbt_models.") and not t.upstream_task_ids - {"gate_raw_events"}
+    ]
+    assert roots and all("gate_raw_events" in t.upstream_task_ids for t in roots)
+    gate = dag.get_task("gate_feature_marts")
+    assert "dbt_models.training_examples" in gate.upstream_task_ids
+    publish = dag.get_task("publish_features")
+    assert publish.upstream_task_ids == {"gate_feature_marts"}
+    assert [o.name for o in publish.outlets] == ["features"]
+
+
+def _event(start: str, end: str) -> SimpleNamespace:
+    return SimpleNamespace(extra={"interval_start": start, "interval_end": end})
+
+
+def test_interval_is_the_span_of_the_triggering_events() -> None:
+    events = [
+        _event("2026-01-01T03:00:00", "2026-01-01T04:00:00"),
+        _event("2026-01-01T01:00:00", "2026-01-01T02:00:00"),
+    ]
+    assert resolve_interval(events) == {"start": "2026-01-01T01:00:00", "end": "2026-01-01T04:00:00"}
+
+
+def test_manual_params_win_and_are_normalised_to_utc() -> None:
+    params = {"interval_start": "2026-01-01T06:00:00+01:00", "interval_end": "2026-01-01T07:00:00+01:00"}
+    assert resolve_interval([], params) == {"start": "2026-01-01T05:00:00", "end": "2026-01-01T06:00:00"}
+
+
+@pytest.mark.parametrize(
+    "events, params, message",
+    [
+        ([], {}, "needs an interval"),
+        ([], {"interval_start": "2026-01-01T06:00", "interval_end": "2026-01-01T06:00"}, "empty interval"),
+    ],
+)
+def test_missing_or_empty_interval_is_refused(events, params, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        resolve_interval(events, params)
