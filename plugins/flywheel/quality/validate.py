@@ -63,7 +63,6 @@ def validate_partition(
         raise TypeError("start and end must be datetime objects")  # they are rendered into the batch SQL
     os.environ["GX_ANALYTICS_ENABLED"] = "false"
     import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.core.run_identifier import RunIdentifier
 
     context = gx.get_context(mode="ephemeral", project_config=_project_config(settings))
@@ -83,7 +82,10 @@ def validate_partition(
             gx.Checkpoint(
                 name=gated.suite,
                 validation_definitions=[definition],
-                actions=[UpdateDataDocsAction(name="update_data_docs", site_names=[DATA_DOCS_SITE])],
+                # Data Docs are rebuilt for failures only: rendering the site took ~0.85 s of a 1.5 s
+                # gate, which a 72-hour backfill pays hundreds of times. Passing results are still
+                # stored, so the next failure's index lists them.
+                actions=[],
                 result_format="SUMMARY",
             )
         )
@@ -91,11 +93,15 @@ def validate_partition(
     finally:
         _dispose(datasource)
     (key, result), *_ = outcome.run_results.items()
+    page = None
+    if not result.success:
+        context.build_data_docs(site_names=[DATA_DOCS_SITE], resource_identifiers=[key])
+        page = _page(context, key)
     return Validation(
         success=bool(result.success),
         results=list(result.results),
         statistics=dict(result.statistics),
-        data_docs_page=_page(context, key),
+        data_docs_page=page,
     )
 
 

@@ -99,7 +99,7 @@ def test_a_good_simulated_batch_passes_every_raw_gate(raw_world: RawWorld, no_ne
         assert result.row_count == raw_world.count(table) > 0
         assert result.bounds.history_hours == 6 and result.bounds.hourly_average > 0
         assert result.statistics["unsuccessful_expectations"] == 0
-        assert result.data_docs_page is not None and result.data_docs_page.is_file()
+        assert result.data_docs_page is None  # Data Docs are rendered for failures only (speed)
     orders = _gate(raw_world, "raw_orders")  # a few orders an hour: too few to judge volume, still checked
     assert orders.success and orders.bounds.max_value is None
     assert raw_world.count("quarantine.raw_impressions") == 0
