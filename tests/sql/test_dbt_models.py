@@ -84,6 +84,11 @@ def test_build_matches_a_numpy_recomputation(world: Settings, tmp_path: Path) ->
     _simulate(world)
     _ingest(world, START, START + timedelta(hours=HOURS + 1))  # + the hour of the last late clicks
     _build(world, tmp_path)
+    # The analysts' documentation site builds from the same warehouse, column types included.
+    run_dbt(["docs", "generate"], world, target_path=tmp_path / "docs")
+    catalog = json.loads((tmp_path / "docs" / "catalog.json").read_text())
+    assert {f"model.flywheel.{mart.split('.')[1]}" for mart in MARTS} <= set(catalog["nodes"])
+    assert (tmp_path / "docs" / "index.html").exists()
 
     impressions, clicks, orders = (_raw(world, t) for t in ("impressions", "clicks", "orders"))
     users, items, examples = (_read(world, t) for t in MARTS)

@@ -74,17 +74,23 @@ class AirflowAPI:
         self, dag_id: str, start: datetime, end: datetime, max_active_runs: int = 4
     ) -> dict[str, Any]:
         """Backfill runs whose logical dates lie in ``[start, end]``; completed runs are run again."""
-        return self.request(
-            "POST",
-            "/backfills",
-            json={
-                "dag_id": dag_id,
-                "from_date": start.isoformat(),
-                "to_date": end.isoformat(),
-                "max_active_runs": max_active_runs,
-                "reprocess_behavior": "completed",
-            },
-        )
+        body = {
+            "dag_id": dag_id,
+            "from_date": start.isoformat(),
+            "to_date": end.isoformat(),
+            "max_active_runs": max_active_runs,
+            "reprocess_behavior": "completed",
+        }
+        for attempt in range(20):
+            try:
+                return self.request("POST", "/backfills", json=body)
+            except RuntimeError as exc:
+                # On SQLite the api-server refuses (503) while the scheduler holds the database lock.
+                if "503" not in str(exc) or attempt == 19:
+                    raise
+                log.info("backfill creation deferred (database busy), retrying")
+                time.sleep(3)
+        raise AssertionError("unreachable")
 
     def trigger(self, dag_id: str, logical_date: datetime | None = None, conf: dict | None = None) -> str:
         body = {"logical_date": logical_date.isoformat() if logical_date else None, "conf": conf or {}}
@@ -127,6 +133,35 @@ class AirflowAPI:
                 return runs
             time.sleep(3)
         raise TimeoutError(f"{dag_id}: only {seen}/{expected} runs finished after {timeout:.0f}s")
+
+    def asset_events(self, **filters: Any) -> list[dict[str, Any]]:
+        """Asset events, newest first, filtered by e.g. ``source_dag_id`` or ``asset_id``."""
+        params = {"limit": 100, "order_by": "-timestamp", **filters}
+        return self.request("GET", "/assets/events", params=params)["asset_events"]
+
+    def wait_for_asset_event(
+        self,
+        done: Callable[[dict[str, Any]], bool],
+        *,
+        watch_dag: str,
+        timeout: float = 1800,
+        check: Callable[[], None] | None = None,
+        **filters: Any,
+    ) -> dict[str, Any]:
+        """Poll until an asset event satisfies ``done``; fail early when a run of ``watch_dag`` fails."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check:
+                check()
+            for event in self.asset_events(**filters):
+                if done(event):
+                    return event
+            failed = self.dag_runs(watch_dag, state="failed")
+            if failed:
+                ids = ", ".join(r["dag_run_id"] for r in failed)
+                raise RuntimeError(f"{watch_dag} run(s) failed: {ids}; see their task logs in the UI")
+            time.sleep(5)
+        raise TimeoutError(f"no matching asset event from {watch_dag} after {timeout:.0f}s")
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
         """The task's log as text, one structured entry per line."""

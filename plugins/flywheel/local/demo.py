@@ -22,11 +22,21 @@ def _say(message: str) -> None:
     print(f"[flywheel demo] {message}", flush=True)
 
 
+SUMMARY_TABLES = [
+    *(f"raw.{t}" for t in EVENT_SCHEMAS),
+    "quarantine.files",
+    "marts.user_features",
+    "marts.item_features",
+    "marts.training_examples",
+    "quarantine.validations",
+]
+
+
 def table_counts(settings: Settings) -> dict[str, int]:
-    """Rows per raw table and quarantined files, for the summary the demo prints."""
+    """Rows per table of the loop, for the summary the demo prints."""
     warehouse = open_warehouse(settings.warehouse_url)
     counts = {}
-    for table in [*(f"raw.{t}" for t in EVENT_SCHEMAS), "quarantine.files"]:
+    for table in SUMMARY_TABLES:
         if warehouse.table_exists(table):
             counts[table] = warehouse.read_arrow(f"select count(*) as n from {table}").column("n")[0].as_py()
         else:
@@ -34,7 +44,7 @@ def table_counts(settings: Settings) -> dict[str, int]:
     return counts
 
 
-def run_demo(hours: int = 24, seed: int = 7, impressions_per_hour: int = 2000) -> int:
+def run_demo(hours: int = 72, seed: int = 7, impressions_per_hour: int = 2000) -> int:
     from flywheel.simulate import SimulationConfig, simulate
 
     settings = get_settings()
@@ -69,6 +79,21 @@ def run_demo(hours: int = 24, seed: int = 7, impressions_per_hour: int = 2000) -
             check=procs.check_alive,
         )
         failed = [r["dag_run_id"] for r in runs if r["state"] != "success"]
+        if not failed:
+            demo_end = (start + timedelta(hours=hours)).replace(tzinfo=None)
+            _say("waiting for build_features (gates, dbt models, Feast) to publish the last hour ...")
+            published = api.wait_for_asset_event(
+                lambda e: datetime.fromisoformat((e.get("extra") or {}).get("end", "1970-01-01"))
+                >= demo_end,
+                watch_dag="build_features",
+                source_dag_id="build_features",
+                check=procs.check_alive,
+            )
+            runs = api.dag_runs("build_features")
+            _say(
+                f"  build_features: {len(runs)} run(s) {_states(runs)}; features published up to "
+                f"{published['extra']['end']}: {published['extra'].get('materialized')}"
+            )
         api.close()
     counts = table_counts(settings)
     _say("warehouse row counts:")
@@ -79,6 +104,13 @@ def run_demo(hours: int = 24, seed: int = 7, impressions_per_hour: int = 2000) -
         return 1
     _say(f"done in {time.monotonic() - t0:.0f}s")
     return 0
+
+
+def _states(runs: list[dict]) -> dict[str, int]:
+    states: dict[str, int] = {}
+    for run in runs:
+        states[run["state"]] = states.get(run["state"], 0) + 1
+    return states
 
 
 def run_up(port: int = 8080) -> int:
