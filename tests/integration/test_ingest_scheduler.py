@@ -7,13 +7,14 @@ database plus the warehouse on the local PostgreSQL server (the production shape
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pyarrow.parquet as pq
 import pytest
 
 from flywheel.config import Settings, get_settings
 from flywheel.events import EVENT_SCHEMAS, hour_dir
-from flywheel.local.processes import AirflowProcesses, admin_api
+from flywheel.local.processes import AirflowProcesses, admin_api, queue_backfill
 from flywheel.simulate import SimulationConfig, simulate
 from flywheel.warehouse import open_warehouse
 
@@ -51,12 +52,14 @@ def test_backfill_loads_every_hour_through_the_scheduler(
     broken = hour_dir(settings.landing_dir, "orders", START + timedelta(hours=1)) / "part-broken.parquet"
     broken.write_bytes(b"PAR1 not really parquet")
 
-    with AirflowProcesses(settings, metadata_url=metadata_url) as procs:
+    start = START.replace(tzinfo=UTC)
+    backfill = partial(
+        queue_backfill, dag_id="ingest_events", start=start, end=start + timedelta(hours=HOURS - 1)
+    )
+    with AirflowProcesses(
+        settings, metadata_url=metadata_url, setup=lambda env: backfill(env, unpause=["ingest_events"])
+    ) as procs:
         api = admin_api(procs)
-        api.wait_for_dag("ingest_events")
-        api.set_paused("ingest_events", False)
-        start = START.replace(tzinfo=UTC)
-        api.create_backfill("ingest_events", start, start + timedelta(hours=HOURS - 1))
         runs = api.wait_for_runs(
             "ingest_events", HOURS, run_type="backfill", timeout=600, check=procs.check_alive
         )

@@ -9,13 +9,15 @@ from datetime import UTC, datetime, timedelta
 
 from flywheel.config import Settings, get_settings
 from flywheel.events import EVENT_SCHEMAS
-from flywheel.local.processes import AirflowProcesses, admin_api
+from flywheel.local.processes import AirflowProcesses, admin_api, queue_backfill
 from flywheel.warehouse import open_warehouse
 
 log = logging.getLogger(__name__)
 
 #: The demo replays a fixed stretch of simulated time, so its output is the same on every machine.
 DEMO_START = datetime(2026, 1, 1)
+#: The DAGs the demo lets the scheduler run (new DAGs start paused).
+DEMO_DAGS = ("ingest_events", "build_features")
 
 
 def _say(message: str) -> None:
@@ -59,17 +61,19 @@ def run_demo(hours: int = 72, seed: int = 7, impressions_per_hour: int = 2000) -
         f"simulated {hours} h: {summary['impressions']} impressions, {summary['clicks']} clicks, "
         f"{summary['orders']} orders in {time.monotonic() - t0:.1f}s -> {settings.landing_dir}"
     )
+    start = DEMO_START.replace(tzinfo=UTC)
     _say("starting Airflow (scheduler, dag-processor, triggerer, api-server) ...")
-    with AirflowProcesses(settings) as procs:
+    with AirflowProcesses(
+        settings,
+        setup=lambda env: queue_backfill(
+            env, "ingest_events", start, start + timedelta(hours=hours - 1), unpause=DEMO_DAGS
+        ),
+    ) as procs:
         api = admin_api(procs)
         _say(
             f"Airflow is up at {procs.base_url} (user admin, password in "
             f"{settings.airflow_home}/simple_auth_manager_passwords.json.generated)"
         )
-        api.wait_for_dag("ingest_events")
-        api.set_paused("ingest_events", False)
-        start = DEMO_START.replace(tzinfo=UTC)
-        api.create_backfill("ingest_events", start, start + timedelta(hours=hours - 1))
         _say(f"backfilling ingest_events for {hours} hourly intervals through the scheduler ...")
         runs = api.wait_for_runs(
             "ingest_events",
@@ -83,8 +87,7 @@ def run_demo(hours: int = 72, seed: int = 7, impressions_per_hour: int = 2000) -
             demo_end = (start + timedelta(hours=hours)).replace(tzinfo=None)
             _say("waiting for build_features (gates, dbt models, Feast) to publish the last hour ...")
             published = api.wait_for_asset_event(
-                lambda e: datetime.fromisoformat((e.get("extra") or {}).get("end", "1970-01-01"))
-                >= demo_end,
+                lambda e: datetime.fromisoformat((e.get("extra") or {}).get("end", "1970-01-01")) >= demo_end,
                 watch_dag="build_features",
                 source_dag_id="build_features",
                 check=procs.check_alive,

@@ -14,7 +14,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 
 from flywheel.config import Settings
@@ -22,6 +23,8 @@ from flywheel.config import Settings
 log = logging.getLogger(__name__)
 
 COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
+#: A component that dies is restarted this many times (a supervisor's job in production) before giving up.
+MAX_RESTARTS = 3
 #: Pools the DAGs name; created on every start, so a fresh home never has a task stuck on a missing pool.
 POOLS = {"warehouse": (1, "DuckDB admits one writing process: every warehouse task takes this slot")}
 
@@ -99,15 +102,54 @@ def prepare(env: Mapping[str, str]) -> None:
     airflow_cli(["dags", "reserialize"], env)
 
 
+def queue_backfill(
+    env: Mapping[str, str], dag_id: str, start: datetime, end: datetime, unpause: Iterable[str] = ()
+) -> None:
+    """Unpause DAGs and create a backfill of ``dag_id`` for logical dates in ``[start, end]``.
+
+    Meant as an ``AirflowProcesses`` setup hook: on SQLite, creating a backfill while the scheduler runs
+    can make the scheduler die of a stale-row error.
+    """
+    for name in unpause:
+        airflow_cli(["dags", "unpause", name], env)
+    airflow_cli(
+        [
+            "backfill",
+            "create",
+            "--dag-id",
+            dag_id,
+            "--from-date",
+            start.isoformat(),
+            "--to-date",
+            end.isoformat(),
+            "--max-active-runs",
+            "4",
+            "--reprocess-behavior",
+            "completed",
+        ],
+        env,
+    )
+
+
 class AirflowProcesses:
     """Airflow's components for one home, each in its own process group; a context manager."""
 
-    def __init__(self, settings: Settings, port: int | None = None, metadata_url: str | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        port: int | None = None,
+        metadata_url: str | None = None,
+        setup: Callable[[Mapping[str, str]], None] | None = None,
+    ):
+        """``setup(env)`` runs after the database is prepared and before any component starts: on SQLite,
+        writes such as creating a backfill are only safe while the scheduler is not running."""
         self.settings = settings
         self.port = port or free_port()
         self.env = airflow_environ(settings, self.port, metadata_url)
         self.log_dir = settings.airflow_home / "logs" / "components"
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.restarts: dict[str, int] = {}
+        self.setup = setup
 
     @property
     def base_url(self) -> str:
@@ -122,25 +164,45 @@ class AirflowProcesses:
             # The DAGs read dbt's manifest to lay out one task per model: refresh it for edited models.
             run_dbt(["parse"], self.settings)
             prepare(self.env)
+        if self.setup:
+            self.setup(self.env)
         for component in COMPONENTS:
-            out = open(self.log_dir / f"{component}.log", "ab")  # noqa: SIM115 - owned by the child
-            self.processes[component] = subprocess.Popen(
-                [_airflow_bin(), component],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-            out.close()
+            self._launch(component)
         log.info("Airflow starting on %s (logs in %s)", self.base_url, self.log_dir)
 
+    def _launch(self, component: str) -> None:
+        out = open(self.log_dir / f"{component}.log", "ab")  # noqa: SIM115 - owned by the child
+        self.processes[component] = subprocess.Popen(
+            [_airflow_bin(), component],
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        out.close()
+
     def check_alive(self) -> None:
-        """Raise with the tail of its log if a component has exited."""
-        for component, proc in self.processes.items():
-            if proc.poll() is not None:
-                tail = (self.log_dir / f"{component}.log").read_text(errors="replace")[-3000:]
+        """Restart a component that has exited (SQLite's lock errors can kill the scheduler); raise with
+        the tail of its log once it has died more than ``MAX_RESTARTS`` times."""
+        for component, proc in list(self.processes.items()):
+            if proc.poll() is None:
+                continue
+            tail = (self.log_dir / f"{component}.log").read_text(errors="replace")[-3000:]
+            _signal_group(proc, signal.SIGKILL)  # workers it forked must not linger beside the new one
+            self.restarts[component] = self.restarts.get(component, 0) + 1
+            if self.restarts[component] > MAX_RESTARTS:
                 raise RuntimeError(f"Airflow {component} exited with {proc.returncode}:\n{tail}")
+            last_line = tail.strip().splitlines()[-1] if tail.strip() else ""
+            log.warning(
+                "Airflow %s exited with %s (%s); restarting it (%d/%d)",
+                component,
+                proc.returncode,
+                last_line[-300:],
+                self.restarts[component],
+                MAX_RESTARTS,
+            )
+            self._launch(component)
 
     def stop(self, grace: float = 20.0) -> None:
         """Stop every component and everything it forked (the whole process group)."""

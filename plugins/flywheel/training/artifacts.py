@@ -1,0 +1,85 @@
+"""The model folder a run leaves behind: ``model.pt`` (TorchScript), ``feature_spec.json``, ``metadata.json``.
+
+``metadata.json`` is written last and atomically: a folder holding it is a complete model, so a retried
+run that finds it has nothing left to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flywheel.training.spec import FeatureSpec
+
+MODEL_DIR = "model"
+MODEL_FILE = "model.pt"
+SPEC_FILE = "feature_spec.json"
+METADATA_FILE = "metadata.json"
+METADATA_FORMAT = "flywheel.model_metadata/1"
+
+
+def write_json(path: Path, data: dict[str, Any]) -> Path:
+    """Write JSON through a scratch file and a rename, so readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_metadata(model_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The metadata of a complete model folder (path or URI), or ``None`` when it has none yet."""
+    from pyarrow import fs as pafs
+
+    from flywheel.training.dataset import resolve
+
+    filesystem, path = resolve(model_dir)
+    target = f"{path.rstrip('/')}/{METADATA_FILE}"
+    if filesystem.get_file_info(target).type == pafs.FileType.NotFound:
+        return None
+    with filesystem.open_input_stream(target) as f:
+        return json.loads(f.read().decode())
+
+
+def export_model(state: dict[str, Any], spec: FeatureSpec, model_dir: Path) -> Path:
+    """Write ``model.pt`` (the weights of the best epoch) and ``feature_spec.json`` into ``model_dir``."""
+    from flywheel.training.model import build_model, export_torchscript
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    model = build_model(spec.cardinalities, len(spec.numeric), state["params"])
+    model.load_state_dict(state["best_state"] if state.get("best_state") is not None else state["model"])
+    spec.save(model_dir / SPEC_FILE)
+    return export_torchscript(model.eval(), model_dir / MODEL_FILE)
+
+
+def score_exported(model_dir: Path, sparse: np.ndarray, dense: np.ndarray, batch: int = 8192) -> np.ndarray:
+    """Click probabilities from the exported TorchScript file, as serving would compute them."""
+    import torch
+
+    from flywheel.training.model import load_torchscript
+
+    scorer = load_torchscript(model_dir / MODEL_FILE)
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(sparse), batch):
+            s = torch.as_tensor(sparse[start : start + batch])
+            d = torch.as_tensor(dense[start : start + batch])
+            out.append(scorer(s, d)[:, 0].numpy())
+    return np.concatenate(out) if out else np.empty(0, dtype=np.float32)
+
+
+def upload_folder(local: Path, uri: str) -> None:
+    """Copy a finished local folder to an object store URI (metadata.json last, as locally)."""
+    from pyarrow import fs as pafs
+
+    from flywheel.training.dataset import resolve
+
+    filesystem, root = resolve(uri)
+    filesystem.create_dir(root, recursive=True)
+    files = sorted(p for p in local.rglob("*") if p.is_file())
+    files.sort(key=lambda p: p.name == METADATA_FILE)
+    for path in files:
+        pafs.copy_files(str(path), f"{root}/{path.relative_to(local)}", destination_filesystem=filesystem)

@@ -1,0 +1,143 @@
+"""The Kubernetes backend: the same entry point in the trainer image, on a GPU node, as a pod operator.
+
+The cluster is reached through an Airflow Connection (``kubernetes_conn_id``); the trainer's own secrets
+(object store keys) come from a Kubernetes Secret named by ``FLYWHEEL_TRAINER_SECRET``, loaded as env.
+Data and checkpoints live on a PVC mounted at ``mount_path`` or behind object store URIs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flywheel.training.backends import training_command
+
+GPU_RESOURCE = "nvidia.com/gpu"
+DEFAULT_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}
+#: Ray's object store lives in /dev/shm, which a container gets only 64 MiB of unless a volume replaces it.
+SHM_SIZE = "8Gi"
+
+
+@dataclass(frozen=True)
+class TrainerPodSettings:
+    """Where and as whom the trainer pod runs, from ``FLYWHEEL_TRAINER_*`` (environment only: parse-safe)."""
+
+    image: str
+    namespace: str
+    kubernetes_conn_id: str
+    secret_name: str | None
+    pvc_claim_name: str | None
+    mount_path: str
+    service_account_name: str | None
+
+    @classmethod
+    def from_env(cls) -> TrainerPodSettings:
+        env = os.environ.get
+        return cls(
+            image=env("FLYWHEEL_TRAINER_IMAGE", "flywheel-trainer:latest"),
+            namespace=env("FLYWHEEL_TRAINER_NAMESPACE", "flywheel"),
+            kubernetes_conn_id=env("FLYWHEEL_KUBERNETES_CONN_ID", "kubernetes_default"),
+            secret_name=env("FLYWHEEL_TRAINER_SECRET") or None,
+            pvc_claim_name=env("FLYWHEEL_TRAINER_PVC") or None,
+            mount_path=env("FLYWHEEL_TRAINER_MOUNT", "/flywheel"),
+            service_account_name=env("FLYWHEEL_TRAINER_SERVICE_ACCOUNT") or None,
+        )
+
+
+def build_training_pod_operator(
+    task_id: str,
+    image: str | None,
+    dataset_uri: str,
+    output_uri: str,
+    budget: int,
+    max_epochs: int,
+    gpu_count: int = 1,
+    namespace: str | None = None,
+    node_selector: Mapping[str, str] | None = None,
+    tolerations: Sequence[Any] | None = None,
+    secret_name: str | None = None,
+    pvc_claim_name: str | None = None,
+    mount_path: str | None = None,
+    cpu: int = 4,
+    memory: str = "32Gi",
+    seed: int = 0,
+    kubernetes_conn_id: str | None = None,
+    timeout_s: int | None = None,
+    **operator_kwargs: Any,
+) -> Any:
+    """A ``KubernetesPodOperator`` running ``python -m flywheel.training.run ... --resume`` on a GPU node.
+
+    ``dataset_uri``/``output_uri`` may be Jinja templates (``arguments`` is a templated field), e.g. an XCom
+    of the snapshot task. Arguments left ``None`` come from :class:`TrainerPodSettings` (environment).
+    Always ``--resume``: a retried pod continues the search it finds in ``output_uri``.
+    """
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    from kubernetes.client import models as k8s
+
+    defaults = TrainerPodSettings.from_env()
+    secret_name = secret_name if secret_name is not None else defaults.secret_name
+    pvc_claim_name = pvc_claim_name if pvc_claim_name is not None else defaults.pvc_claim_name
+    mount_path = mount_path or defaults.mount_path
+    if gpu_count < 0:
+        raise ValueError(f"gpu_count must be >= 0, got {gpu_count}")
+
+    args = training_command(dataset_uri, output_uri, budget, max_epochs, resume=True, seed=seed)[3:]
+    args += ["--num-cpus", str(cpu)]
+    limits = {"cpu": str(cpu), "memory": memory}
+    if gpu_count:
+        limits[GPU_RESOURCE] = str(gpu_count)
+    volumes = [
+        k8s.V1Volume(name="dshm", empty_dir=k8s.V1EmptyDirVolumeSource(medium="Memory", size_limit=SHM_SIZE))
+    ]
+    mounts = [k8s.V1VolumeMount(name="dshm", mount_path="/dev/shm")]
+    if pvc_claim_name:
+        volumes.append(
+            k8s.V1Volume(
+                name="flywheel-data",
+                persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(claim_name=pvc_claim_name),
+            )
+        )
+        mounts.append(k8s.V1VolumeMount(name="flywheel-data", mount_path=mount_path))
+    env_from = (
+        [k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=secret_name, optional=False))]
+        if secret_name
+        else []
+    )
+    if tolerations is None:
+        tolerations = (
+            [k8s.V1Toleration(key=GPU_RESOURCE, operator="Exists", effect="NoSchedule")] if gpu_count else []
+        )
+    return KubernetesPodOperator(
+        task_id=task_id,
+        name=f"flywheel-{task_id.replace('_', '-')}",
+        image=image or defaults.image,
+        namespace=namespace or defaults.namespace,
+        kubernetes_conn_id=kubernetes_conn_id or defaults.kubernetes_conn_id,
+        arguments=args,
+        env_vars=[
+            k8s.V1EnvVar(name="RAY_TMPDIR", value="/tmp/ray"),
+            k8s.V1EnvVar(name="FLYWHEEL_TRAIN_WORKDIR", value=f"{mount_path}/work"),
+            k8s.V1EnvVar(name="PYTHONUNBUFFERED", value="1"),
+        ],
+        env_from=env_from,
+        container_resources=k8s.V1ResourceRequirements(
+            requests={"cpu": str(cpu), "memory": memory}, limits=limits
+        ),
+        node_selector=dict(DEFAULT_NODE_SELECTOR if node_selector is None else node_selector),
+        tolerations=list(tolerations),
+        volumes=volumes,
+        volume_mounts=mounts,
+        service_account_name=defaults.service_account_name,
+        labels={"app.kubernetes.io/name": "flywheel-trainer", "app.kubernetes.io/part-of": "flywheel"},
+        # The image runs as uid 1000; fs_group makes the PVC writable for it.
+        security_context=k8s.V1PodSecurityContext(run_as_non_root=True, run_as_user=1000, fs_group=1000),
+        container_security_context=k8s.V1SecurityContext(allow_privilege_escalation=False),
+        get_logs=True,
+        durable=True,  # a retried task reattaches to the running pod instead of starting a second one
+        on_finish_action="delete_succeeded_pod",
+        startup_timeout_seconds=900,  # a GPU node may have to scale up first
+        active_deadline_seconds=timeout_s,
+        **operator_kwargs,
+    )

@@ -1,0 +1,119 @@
+"""What the ``train_model`` DAG calls: snapshot the training set, train (locally or in a pod), register.
+
+Each step is idempotent per Airflow run: the snapshot is content-addressed, the run folder is named by
+the run id (a retry resumes its search), and registration is keyed on (data version, artifact).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from flywheel.config import Settings, get_settings
+from flywheel.training.artifacts import MODEL_DIR, read_metadata
+from flywheel.training.dataset import check_training_set, load_training_set, snapshot_training_set
+
+log = logging.getLogger(__name__)
+BACKENDS = ("local", "kubernetes")
+
+
+def run_folder(settings: Settings, run_id: str) -> Path:
+    """``<artifacts>/training/<run id>``: one folder per Airflow run, so a retry finds its own search."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).strip("._") or "run"
+    return settings.artifacts_dir / "training" / safe
+
+
+def prepare_training_set(
+    dataset: pd.DataFrame | str | Path, settings: Settings | None = None
+) -> dict[str, str]:
+    """Check the training set and snapshot it; returns ``{"dataset_uri", "data_version"}``.
+
+    An empty or single-class set fails here, before anything is written or registered.
+    """
+    settings = settings or get_settings()
+    source = "the DataFrame given" if isinstance(dataset, pd.DataFrame) else str(dataset)
+    frame = dataset if isinstance(dataset, pd.DataFrame) else load_training_set(dataset)
+    check_training_set(frame, source)
+    uri, version = snapshot_training_set(frame, settings.artifacts_dir)
+    log.info("training set %s: %d rows, data version %s -> %s", source, len(frame), version, uri)
+    return {"dataset_uri": uri, "data_version": version}
+
+
+def register_trained_model(output_uri: str, run_id: str, settings: Settings | None = None) -> dict[str, Any]:
+    """Register the model a finished run left in ``<output>/model`` as a candidate (once per artifact)."""
+    from flywheel.training.registry import register_candidate
+    from flywheel.warehouse import open_warehouse
+
+    settings = settings or get_settings()
+    artifact_uri = f"{str(output_uri).rstrip('/')}/{MODEL_DIR}"
+    metadata = read_metadata(artifact_uri)
+    if metadata is None:
+        raise FileNotFoundError(f"{artifact_uri} has no metadata.json: the training run did not finish")
+    search = metadata["search"]
+    metrics = {
+        **metadata["metrics"],
+        "epochs": metadata["epochs"],
+        "trial_count": search["trial_count"],
+        "best_trial_id": search["best_trial_id"],
+        "timings": metadata["timings"],
+    }
+    version = register_candidate(
+        data_version=metadata["data_version"],
+        artifact_uri=artifact_uri,
+        params=metadata["params"],
+        metrics=metrics,
+        run_id=run_id,
+        warehouse=open_warehouse(settings.warehouse_url),
+    )
+    log.info(
+        "registered %s as candidate %s (val_auc %.4f)", artifact_uri, version, metadata["metrics"]["val_auc"]
+    )
+    return {
+        "version": version,
+        "val_auc": metadata["metrics"]["val_auc"],
+        "artifact_uri": artifact_uri,
+        "data_version": metadata["data_version"],
+    }
+
+
+def train_and_register(
+    dataset: pd.DataFrame | str | Path,
+    settings: Settings | None = None,
+    budget: int = 8,
+    max_epochs: int = 10,
+    backend: str = "local",
+    run_id: str = "manual",
+    seed: int = 0,
+    timeout: float | None = None,
+    logger: logging.Logger | None = None,
+) -> dict[str, Any]:
+    """Snapshot, train with the local backend, register; returns version, val_auc, artifact, data version.
+
+    The Kubernetes backend is a pod of its own task: use ``prepare_training_set``, then
+    ``build_training_pod_operator(...)``, then ``register_trained_model``.
+    """
+    from flywheel.training.backends import run_local_training
+
+    if backend != "local":
+        raise ValueError(
+            f"train_and_register runs the local backend only, got backend={backend!r}; for Kubernetes wire "
+            "prepare_training_set -> build_training_pod_operator -> register_trained_model as three tasks"
+        )
+    settings = settings or get_settings()
+    prepared = prepare_training_set(dataset, settings)
+    output = run_folder(settings, run_id)
+    run_local_training(
+        prepared["dataset_uri"],
+        str(output),
+        budget,
+        max_epochs,
+        resume=True,
+        timeout=timeout,
+        logger=logger or log,
+        seed=seed,
+    )
+    return register_trained_model(str(output), run_id, settings)

@@ -1,0 +1,18 @@
+{# The model registry: one row per trained model, from its data version to its artifact and status.
+   Written by flywheel.training.registry on DuckDB and PostgreSQL alike. #}
+create schema if not exists registry;
+create table if not exists registry.model_versions (
+    version varchar primary key,
+    ordinal integer not null unique,
+    parent_version varchar,
+    data_version varchar not null,
+    params varchar not null,
+    metrics varchar not null,
+    artifact_uri varchar not null,
+    status varchar not null,
+    run_id varchar,
+    created_at timestamp not null,
+    updated_at timestamp not null,
+    {# a retried training task registers the same model once #}
+    unique (data_version, artifact_uri)
+);
