@@ -162,6 +162,18 @@ def test_good_marts_pass(home: Settings) -> None:
         assert result.bounds.history_hours == 4
 
 
+def test_first_sight_defaults_pass_the_training_examples_gate(home: Settings) -> None:
+    # An item never shown before gets the contract's defaults (item_price 0, counts 0): valid, not bad data.
+    def cold_items(data: pa.Table) -> pa.Table:
+        for column in ("item_price", "item_ctr_24h", "item_popularity_24h", "item_ctr_7d"):
+            data = _with(data, column, range(5), 0.0)
+        return data
+
+    rows = _build(home, "marts_training_examples", cold_items)
+    result = _gate(home, "marts_training_examples", "cold")
+    assert result.success and result.row_count == rows
+
+
 @pytest.mark.parametrize("case", list(FAILURES))
 def test_a_bad_mart_partition_is_copied_aside_and_passes_once_rebuilt(home: Settings, case: str) -> None:
     suite, corrupt, expected = FAILURES[case]

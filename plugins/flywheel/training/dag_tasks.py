@@ -1,0 +1,116 @@
+"""The steps of ``train_model``: pick the training window, snapshot its training set, train, register.
+
+Each function is what one Airflow task calls; they pass small JSON-able pointers (URIs, versions).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flywheel.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+#: Default span of impressions a model learns from, ending at the last complete hour of labels.
+DEFAULT_WINDOW_HOURS = 48
+
+
+def _naive(value: datetime | str) -> datetime:
+    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+
+
+def latest_complete_hour(settings: Settings) -> datetime:
+    """The start of the newest hour in ``marts.training_examples``: that hour's clicks may still arrive."""
+    from flywheel.warehouse import open_warehouse
+
+    warehouse = open_warehouse(settings.warehouse_url)
+    if not warehouse.table_exists("marts.training_examples"):
+        raise ValueError(
+            "marts.training_examples does not exist in the warehouse: build_features has not run yet"
+        )
+    newest = warehouse.read_arrow("select max(event_ts) as newest from marts.training_examples")
+    value = newest.column("newest")[0].as_py()
+    if value is None:
+        raise ValueError("marts.training_examples is empty: there is nothing to train on yet")
+    return value.replace(minute=0, second=0, microsecond=0)
+
+
+def training_window(
+    asset_events: Iterable[Any] | None, params: Mapping[str, Any], settings: Settings
+) -> tuple[datetime, datetime]:
+    """``[end - window_hours, end)``: ``end`` from the params, a ``retrain_requested`` event, or the data."""
+    hours = int(params.get("window_hours") or DEFAULT_WINDOW_HOURS)
+    ends = [e.extra["window_end"] for e in asset_events or [] if e.extra and e.extra.get("window_end")]
+    if params.get("window_end"):
+        end = _naive(params["window_end"])
+    elif ends:
+        end = max(_naive(x) for x in ends)
+    else:
+        end = latest_complete_hour(settings)
+    return end - timedelta(hours=hours), end
+
+
+def build_training_set(
+    asset_events: Iterable[Any] | None,
+    params: Mapping[str, Any],
+    run_id: str,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Fetch the point-in-time training set from the feature store and snapshot it under a data version."""
+    from flywheel.features.store import training_set
+    from flywheel.training.pipeline import prepare_training_set, run_folder
+
+    settings = settings or get_settings()
+    start, end = training_window(asset_events, params, settings)
+    frame = training_set(start, end, settings)
+    prepared = prepare_training_set(frame, settings)
+    log.info(
+        "training window [%s, %s): %d impressions, %.2f%% clicked",
+        start,
+        end,
+        len(frame),
+        100 * frame["label"].mean(),
+    )
+    return {
+        **prepared,
+        "window_start": start.isoformat(),
+        "window_end": end.isoformat(),
+        "rows": len(frame),
+        "output_uri": str(run_folder(settings, run_id)),
+    }
+
+
+def train_locally(prepared: Mapping[str, Any], params: Mapping[str, Any], logger: logging.Logger) -> dict:
+    """The search as a subprocess in its own process group, its output streamed into the task log."""
+    from flywheel.training.backends import run_local_training
+
+    metadata = run_local_training(
+        prepared["dataset_uri"],
+        prepared["output_uri"],
+        int(params["budget"]),
+        int(params["max_epochs"]),
+        resume=True,  # a retried task continues the search it finds in output_uri
+        logger=logger,
+        seed=int(params.get("seed") or 0),
+    )
+    return {"val_auc": metadata["metrics"]["val_auc"]}
+
+
+def register(prepared: Mapping[str, Any], run_id: str, settings: Settings | None = None) -> dict[str, Any]:
+    """Register the finished run's model as a candidate (idempotent) and describe it for the asset event."""
+    from flywheel.training.pipeline import register_trained_model
+
+    registered = register_trained_model(prepared["output_uri"], run_id, settings or get_settings())
+    log.info(
+        "candidate %s: validation AUC %.4f on data version %s (window %s .. %s)",
+        registered["version"],
+        registered["val_auc"],
+        registered["data_version"],
+        prepared["window_start"],
+        prepared["window_end"],
+    )
+    return {**registered, "window_start": prepared["window_start"], "window_end": prepared["window_end"]}
