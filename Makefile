@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # pytest -n is not used: the integration tests start real services that want the machine to themselves.
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast up lint bench lock clean
+.PHONY: demo test test-fast up lint bench lock clean system-deps
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,14 +17,18 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
+# Debian packages the tests run for real (prometheus, promtool, pushgateway); a no-op once installed.
+system-deps:
+	bash scripts/system-deps.sh
+
 demo: $(STAMP)
 	$(BIN)/flywheel demo
 
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -m "" $(PYTEST_ARGS)
 
 # Unit, SQL and DAG tests only: no scheduler, no servers.
-test-fast: $(STAMP)
+test-fast: $(STAMP) system-deps
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 up: $(STAMP)

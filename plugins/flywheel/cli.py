@@ -1,4 +1,4 @@
-"""The ``flywheel`` command: simulate events, ingest an interval, run the demo loop, start Airflow."""
+"""The ``flywheel`` command: simulate events, ingest an interval, run the demo loop, start Airflow, PSI."""
 
 from __future__ import annotations
 
@@ -65,6 +65,20 @@ def _cmd_up(args: argparse.Namespace) -> int:
     return run_up(port=args.port)
 
 
+def _cmd_psi(args: argparse.Namespace) -> int:
+    from flywheel.monitoring.psi_cli import run_psi, split_names
+
+    return run_psi(
+        warehouse_url=args.warehouse,
+        reference=args.reference,
+        current=args.current,
+        features=split_names(args.features),
+        categorical=split_names(args.categorical),
+        bins=args.bins,
+        output_format=args.format,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flywheel", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -86,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     ing.set_defaults(func=_cmd_ingest)
 
     demo = sub.add_parser("demo", help="run the closed loop through a real Airflow on this machine")
-    demo.add_argument("--hours", type=int, default=24)
+    demo.add_argument("--hours", type=int, default=72)
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--impressions-per-hour", type=int, default=2000)
     demo.set_defaults(func=_cmd_demo)
@@ -94,6 +108,20 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start Airflow (UI and scheduler) for this home until Ctrl-C")
     up.add_argument("--port", type=int, default=8080)
     up.set_defaults(func=_cmd_up)
+
+    psi = sub.add_parser(
+        "psi",
+        help="population stability index of each feature, current against reference (read-only)",
+        description="REL is a table name (schema.table) or one read-only select query. Refusals exit 2.",
+    )
+    psi.add_argument("--warehouse", default=None, help="warehouse URL (default: FLYWHEEL_WAREHOUSE_URL)")
+    psi.add_argument("--reference", required=True, metavar="REL", help="the rows the model was trained on")
+    psi.add_argument("--current", required=True, metavar="REL", help="the rows to compare with them")
+    psi.add_argument("--features", required=True, help="comma-separated columns, e.g. price,position")
+    psi.add_argument("--categorical", default="", help="comma-separated columns to bin by category")
+    psi.add_argument("--bins", type=int, default=10, help="quantile bins per numeric feature (default 10)")
+    psi.add_argument("--format", choices=("table", "json"), default="table")
+    psi.set_defaults(func=_cmd_psi)
     return parser
 
 

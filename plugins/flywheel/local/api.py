@@ -134,6 +134,16 @@ class AirflowAPI:
             time.sleep(3)
         raise TimeoutError(f"{dag_id}: only {seen}/{expected} runs finished after {timeout:.0f}s")
 
+    def emit_asset_event(self, name: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Create an event of asset ``name`` (as an operator would from the UI), starting its consumers."""
+        assets = self.request("GET", "/assets", params={"name_pattern": name})["assets"]
+        matches = [a for a in assets if a["name"] == name]
+        if not matches:
+            raise RuntimeError(f"asset {name!r} is not registered: has a DAG that uses it been parsed?")
+        return self.request(
+            "POST", "/assets/events", json={"asset_id": matches[0]["id"], "extra": extra or {}}
+        )
+
     def asset_events(self, **filters: Any) -> list[dict[str, Any]]:
         """Asset events, newest first, filtered by e.g. ``source_dag_id`` or ``asset_id``."""
         params = {"limit": 100, "order_by": "-timestamp", **filters}

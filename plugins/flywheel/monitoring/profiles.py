@@ -1,0 +1,198 @@
+"""Reference profiles: the bins and shares of a model's training data, stored once per profile id."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from flywheel.monitoring.reference import DEFAULT_BINS, TOP_CATEGORIES
+from flywheel.monitoring.relations import (
+    Relation,
+    RelationError,
+    check_columns,
+    parse_relation,
+    relation_columns,
+    relation_is_empty,
+    validate_features,
+)
+from flywheel.monitoring.rows import insert_rows
+from flywheel.warehouse import Warehouse, WarehouseError
+from flywheel.warehouse.base import Connection
+from flywheel.warehouse.templates import render_sql
+
+log = logging.getLogger(__name__)
+
+PROFILE_SQL = "monitoring/reference_profile.sql"
+PROFILE_TABLE = "monitoring.reference_profiles"
+#: One row per (profile_id, feature, bin); see docs/monitoring.md for what each column means.
+PROFILE_SCHEMA = pa.schema(
+    [
+        ("profile_id", pa.string()),
+        ("feature", pa.string()),
+        ("kind", pa.string()),
+        ("bin", pa.int32()),
+        ("bin_kind", pa.string()),
+        ("lower_edge", pa.float64()),
+        ("upper_edge", pa.float64()),
+        ("category", pa.string()),
+        ("bin_rows", pa.int64()),
+        ("reference_rows", pa.int64()),
+        ("share", pa.float64()),
+        ("bins", pa.int32()),
+        ("top_categories", pa.int32()),
+    ]
+)
+#: The histogram template writes one comparison per edge and feature; more bins than this is a typo.
+MAX_BINS = 200
+
+_DELETE_PROFILE = "delete from monitoring.reference_profiles where profile_id = :profile_id"
+_STORED_PROFILE = """
+select feature, kind, bin, bin_kind, lower_edge, bins
+from monitoring.reference_profiles
+where profile_id = :profile_id
+order by feature, bin
+"""
+
+
+@dataclass(frozen=True)
+class FeaturePlan:
+    """Which features to profile and how: numeric ones get ``bins`` quantile bins, categorical ones one per
+    frequent category."""
+
+    numeric: list[str]
+    categorical: list[str]
+    bins: int = DEFAULT_BINS
+    top_categories: int = TOP_CATEGORIES
+
+    @property
+    def features(self) -> list[str]:
+        return self.numeric + self.categorical
+
+    def params(self) -> dict[str, object]:
+        """The bound parameters of reference_profile.sql."""
+        return {
+            "fractions": [k / self.bins for k in range(1, self.bins)],
+            "top_categories": self.top_categories,
+        }
+
+    def context(self) -> dict[str, object]:
+        """The identifiers reference_profile.sql is rendered with."""
+        return {"numeric": self.numeric, "categorical": self.categorical}
+
+
+def edge_bindings(edges: dict[str, list[float]]) -> tuple[dict[str, int], dict[str, float]]:
+    """Per numeric feature, how many edges it has (a template identifier) and their bound values."""
+    counts = {name: len(values) for name, values in edges.items()}
+    params = {
+        f"{name}__edge_{k}": value for name, values in edges.items() for k, value in enumerate(values, 1)
+    }
+    return counts, params
+
+
+def profile_edges(rows: list[dict[str, object]], numeric: list[str]) -> dict[str, list[float]]:
+    """The sorted edges of each numeric feature (bin k's lower edge for k >= 1) from profile rows."""
+    edges: dict[str, list[float]] = {name: [] for name in numeric}
+    for row in sorted(rows, key=lambda r: (r["feature"], r["bin"])):
+        if row["bin_kind"] == "range" and row["bin"] >= 1 and row["feature"] in edges:
+            edges[row["feature"]].append(float(row["lower_edge"]))  # type: ignore[arg-type]
+    return edges
+
+
+def plan_features(
+    features: Sequence[str],
+    categorical: Sequence[str] = (),
+    bins: int = DEFAULT_BINS,
+    top_categories: int = TOP_CATEGORIES,
+) -> FeaturePlan:
+    """Split ``features`` into numeric and categorical: a name in ``categorical`` is categorical (whether or
+    not it is also in ``features``), every other name is numeric."""
+    if not isinstance(bins, int) or not 2 <= bins <= MAX_BINS:
+        raise RelationError(f"bins must be a whole number from 2 to {MAX_BINS}, got {bins!r}")
+    if not isinstance(top_categories, int) or top_categories < 1:
+        raise RelationError(f"top_categories must be a positive whole number, got {top_categories!r}")
+    categorical = validate_features(categorical, "categorical feature")
+    names = validate_features([*features, *categorical])
+    if not names:
+        raise RelationError("no features given: name at least one column to monitor")
+    numeric = [name for name in names if name not in categorical]
+    return FeaturePlan(numeric, [n for n in names if n in categorical], bins, top_categories)
+
+
+def checked_relation(warehouse: Warehouse, text: str, wanted: Sequence[str], role: str) -> Relation:
+    """Parse ``text`` and check it has the ``wanted`` columns and a row, else raise ``RelationError``."""
+    relation = parse_relation(text, warehouse.dialect, role)
+    check_columns(relation_columns(warehouse, relation), wanted, relation)
+    if relation_is_empty(warehouse, relation):
+        raise RelationError(f"{role} {relation} has no rows: PSI needs rows on both sides")
+    return relation
+
+
+def profile_reference(
+    warehouse: Warehouse,
+    relation_sql_or_table: str,
+    features: Sequence[str],
+    categorical: Sequence[str] = (),
+    bins: int = DEFAULT_BINS,
+    profile_id: str = "default",
+    *,
+    top_categories: int = TOP_CATEGORIES,
+) -> pa.Table:
+    """Profile the reference rows and store the profile as ``profile_id`` (replacing one of that id).
+
+    Returns the stored rows (a few per feature). Refuses, with ``RelationError`` and nothing written,
+    unsafe names, unknown columns and an empty reference.
+    """
+    plan = plan_features(features, categorical, bins, top_categories)
+    if not profile_id:
+        raise RelationError("profile_id is empty: name the profile (e.g. the model version)")
+    reference = checked_relation(warehouse, relation_sql_or_table, plan.features, "reference")
+    with warehouse.transaction() as conn:
+        rows = conn.read_arrow(render_sql(PROFILE_SQL, reference=reference, **plan.context()), plan.params())
+        stored = _with_profile_columns(rows, profile_id, plan)
+        conn.ensure_table(PROFILE_TABLE, PROFILE_SCHEMA)
+        conn.execute(_DELETE_PROFILE, {"profile_id": profile_id})
+        insert_rows(conn, PROFILE_TABLE, PROFILE_SCHEMA, stored.to_pylist())
+    log.info(
+        "stored reference profile %r: %d feature(s), %d bin(s) from %s",
+        profile_id,
+        len(plan.features),
+        stored.num_rows,
+        reference,
+    )
+    return stored
+
+
+def _with_profile_columns(rows: pa.Table, profile_id: str, plan: FeaturePlan) -> pa.Table:
+    n = rows.num_rows
+    columns = {
+        "profile_id": pa.array([profile_id] * n, pa.string()),
+        "bins": pa.array([plan.bins] * n, pa.int32()),
+        "top_categories": pa.array([plan.top_categories] * n, pa.int32()),
+    }
+    arrays = [
+        columns[f.name] if f.name in columns else rows.column(f.name).cast(f.type) for f in PROFILE_SCHEMA
+    ]
+    return pa.Table.from_arrays(arrays, schema=PROFILE_SCHEMA)
+
+
+def stored_profile(conn: Connection, profile_id: str) -> tuple[FeaturePlan, dict[str, list[float]]]:
+    """A stored profile's features (and kinds) and numeric edges, or ``WarehouseError`` if there is none."""
+    schema, _, name = PROFILE_TABLE.partition(".")
+    if not conn.read_arrow(render_sql("table_exists.sql"), {"schema": schema, "name": name}).num_rows:
+        raise WarehouseError(f"no {PROFILE_TABLE} table yet: store a profile with profile_reference() first")
+    rows = conn.read_arrow(_STORED_PROFILE, {"profile_id": profile_id}).to_pylist()
+    if not rows:
+        raise WarehouseError(
+            f"no reference profile {profile_id!r} in {PROFILE_TABLE}: store it with profile_reference() first"
+        )
+    kinds = {r["feature"]: r["kind"] for r in rows}
+    # Names read back are validated again: the table is editable, the templates trust only checked names.
+    plan = plan_features(
+        list(kinds),
+        [name for name, kind in kinds.items() if kind == "categorical"],
+        bins=max(int(r["bins"]) for r in rows),
+    )
+    return plan, profile_edges(rows, plan.numeric)

@@ -1,0 +1,134 @@
+"""What monitoring reads from: a table name or one read-only ``select``, checked before anything runs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from flywheel.warehouse import Warehouse, WarehouseError, validate_identifier
+from flywheel.warehouse.base import Connection
+from flywheel.warehouse.templates import render_sql
+
+PROBE_SQL = "monitoring/relation_probe.sql"
+
+_FEATURE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_QUERY_START = re.compile(r"^\s*(\(|select\b|with\b)", re.IGNORECASE)
+
+#: Words (and functions) that make a query more than a read: a data-changing CTE, ``select ... into``,
+#: sequence bumps. A column really called one of these must be quoted.
+_WRITE_KEYWORDS = frozenset(
+    """alter attach call checkpoint copy create delete detach drop export grant import insert install
+    into merge nextval pragma revoke set_config setval truncate update upsert vacuum""".split()
+)
+
+
+class RelationError(WarehouseError):
+    """A relation, feature or query was refused before anything ran; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A source of rows: ``sql`` is what goes after ``from`` (a table name, or the query in parentheses)."""
+
+    text: str
+    sql: str
+    is_query: bool
+
+    def __str__(self) -> str:
+        if not self.is_query:
+            return f"table {self.text}"
+        text = " ".join(self.text.split())
+        return f"query ({text[:57]}...)" if len(text) > 60 else f"query ({text})"
+
+
+def parse_relation(text: str, dialect: str = "duckdb", role: str = "relation") -> Relation:
+    """A table name (``schema.table``) or one read-only ``select``/``with`` query, else ``RelationError``."""
+    text = text.strip()
+    if not text:
+        raise RelationError(f"{role} is empty: give a table name such as raw.impressions or a select query")
+    if not _QUERY_START.match(text):
+        if re.search(r"\s", text):
+            raise RelationError(
+                f"{role} {text!r} is neither a table name nor a select query: give schema.table, or a "
+                "single read-only select (or with ... select)"
+            )
+        try:
+            validate_identifier(text)
+        except WarehouseError as exc:
+            raise RelationError(f"{role}: {exc}") from None
+        return Relation(text=text, sql=text, is_query=False)
+    _check_read_only_select(text, dialect, role)
+    # The newline before ")" ends a trailing "-- comment" in the analyst's query.
+    return Relation(text=text, sql=f"(\n{text}\n)", is_query=True)
+
+
+def _check_read_only_select(text: str, dialect: str, role: str) -> None:
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
+    read = "postgres" if dialect == "postgres" else "duckdb"
+    try:
+        tokens = sqlglot.tokenize(text, read=read)
+        statements = [s for s in sqlglot.parse(text, read=read) if s is not None]
+    except SqlglotError as exc:
+        first = str(exc).splitlines()[0]
+        raise RelationError(f"{role} query does not parse as {read} SQL: {first}") from None
+    if any(t.token_type.name == "SEMICOLON" for t in tokens):
+        raise RelationError(f"{role} query contains ';': give exactly one select statement, without ';'")
+    if len(statements) != 1:
+        raise RelationError(f"{role} must be exactly one select statement, got {len(statements)}")
+    statement = statements[0]
+    if not isinstance(statement, exp.Query):
+        raise RelationError(
+            f"{role} is a {statement.key.upper()} statement, not a select: only read-only select queries "
+            "are accepted"
+        )
+    for token in tokens:
+        if token.token_type.name not in ("STRING", "IDENTIFIER") and token.text.lower() in _WRITE_KEYWORDS:
+            raise RelationError(
+                f"{role} query uses {token.text.upper()!r}, which writes or changes state: only read-only "
+                "select queries are accepted (quote a column of that name)"
+            )
+    if any(isinstance(node, exp.Placeholder) for node in statement.walk()):
+        raise RelationError(f"{role} query has a placeholder (?, :name, $1): write the values into the query")
+
+
+def validate_features(names: Iterable[str], role: str = "feature") -> list[str]:
+    """Feature (column) names, each a plain identifier, without duplicates, in the given order."""
+    seen: list[str] = []
+    for name in names:
+        name = name.strip()
+        if not _FEATURE.match(name):
+            raise RelationError(
+                f"unsafe {role} name {name!r}: a column name of letters, digits and underscores is expected"
+            )
+        if name not in seen:
+            seen.append(name)
+    return seen
+
+
+def relation_columns(source: Warehouse | Connection, relation: Relation) -> list[str]:
+    """The relation's column names, from a ``limit 0`` probe (reads no rows, changes nothing)."""
+    try:
+        probe = source.read_arrow(render_sql(PROBE_SQL, relation=relation, rows=False))
+    except Exception as exc:  # each driver raises its own types; the message is what matters
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RelationError(f"cannot read {relation}: {first}") from None
+    return list(probe.column_names)
+
+
+def check_columns(columns: Sequence[str], wanted: Sequence[str], relation: Relation) -> None:
+    """Refuse features that are not columns of the relation, naming the ones that are."""
+    unknown = [name for name in wanted if name not in columns]
+    if unknown:
+        raise RelationError(
+            f"unknown column(s) {', '.join(unknown)} in {relation}; its columns are: {', '.join(columns)}"
+        )
+
+
+def relation_is_empty(source: Warehouse | Connection, relation: Relation) -> bool:
+    """Whether the relation has no rows (reads at most one)."""
+    rows = source.read_arrow(render_sql(PROBE_SQL, relation=relation, rows=True))
+    return rows.num_rows == 0
