@@ -10,8 +10,8 @@ candidate in `registry.model_versions`:
    subprocess (default) or as a pod on a GPU node (`backend = kubernetes`); a retry resumes the search;
 3. `register_candidate` — the best model's TorchScript, feature spec and metadata; updates `model_candidate`.
 
-Started by the `retrain_requested` asset (drift) or weekly, Monday 03:00 UTC. Trigger with a form to
-change the budget, epochs, window or backend.
+Started by the `retrain_requested` asset (drift) or weekly, Monday 03:00 UTC (`FLYWHEEL_TRAIN_CRON`).
+Trigger with a form to change the budget, epochs, window or backend.
 """
 
 from __future__ import annotations
@@ -23,11 +23,16 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, t
 
 from flywheel.assets import MODEL_CANDIDATE, RETRAIN_REQUESTED
 
+#: The periodic retrain besides drift; FLYWHEEL_TRAIN_CRON="" leaves drift (the asset) as the only trigger.
+TRAIN_CRON = os.environ.get("FLYWHEEL_TRAIN_CRON", "0 3 * * 1")
+
 
 @dag(
     schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"), assets=[RETRAIN_REQUESTED]
-    ),
+        timetable=CronTriggerTimetable(TRAIN_CRON, timezone="UTC"), assets=[RETRAIN_REQUESTED]
+    )
+    if TRAIN_CRON
+    else [RETRAIN_REQUESTED],
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,

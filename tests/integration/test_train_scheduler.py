@@ -33,6 +33,8 @@ def test_retrain_request_trains_and_registers_a_candidate_once(
     # A small search: scheduled runs take the DAG's defaults, which a deployment sets from the environment.
     monkeypatch.setenv("FLYWHEEL_TRAIN_BUDGET", "3")
     monkeypatch.setenv("FLYWHEEL_TRAIN_MAX_EPOCHS", "3")
+    # Drift as the only trigger: unpausing a weekly schedule would also run last Monday's interval.
+    monkeypatch.setenv("FLYWHEEL_TRAIN_CRON", "")
 
     window_end = (START + timedelta(hours=HOURS)).isoformat()
     with AirflowProcesses(

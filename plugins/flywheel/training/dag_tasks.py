@@ -102,9 +102,16 @@ def train_locally(prepared: Mapping[str, Any], params: Mapping[str, Any], logger
 
 def register(prepared: Mapping[str, Any], run_id: str, settings: Settings | None = None) -> dict[str, Any]:
     """Register the finished run's model as a candidate (idempotent) and describe it for the asset event."""
+    from flywheel.monitoring.drift_dag_tasks import profile_model_reference
     from flywheel.training.pipeline import register_trained_model
 
-    registered = register_trained_model(prepared["output_uri"], run_id, settings or get_settings())
+    settings = settings or get_settings()
+    registered = register_trained_model(prepared["output_uri"], run_id, settings)
+    # detect_drift compares each new hour with this model's training window: profile it once, now.
+    bins = profile_model_reference(
+        registered["version"], prepared["window_start"], prepared["window_end"], settings
+    )
+    log.info("stored the reference profile of %s (%d bins)", registered["version"], bins)
     log.info(
         "candidate %s: validation AUC %.4f on data version %s (window %s .. %s)",
         registered["version"],

@@ -1,0 +1,64 @@
+"""
+### detect_drift
+
+Compares the newest hour of features with the training window of the model in service, in the warehouse
+(`sql/monitoring/*.sql`):
+
+1. `check_window` — PSI per feature into `monitoring.feature_drift`, online CTR/AUC into
+   `monitoring.online_performance`, Prometheus metrics (`flywheel_feature_psi`, `flywheel_model_auc`, ...);
+2. `should_retrain` — the rule: PSI >= 0.2 in the latest window, or >= 0.1 in each of the last 2 windows,
+   debounced (no request while `train_model` is queued or running, nor within the cooldown after the
+   last request);
+3. `request_retrain` — updates the `retrain_requested` asset with the drifting features, which starts
+   `train_model`.
+
+Runs hourly and whenever `build_features` publishes. Thresholds: `FLYWHEEL_DRIFT_*` (docs/monitoring.md).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable, Param, dag, task
+
+from flywheel.assets import FEATURES, RETRAIN_REQUESTED
+
+
+@dag(
+    schedule=AssetOrTimeSchedule(
+        timetable=CronDataIntervalTimetable("0 * * * *", timezone="UTC"), assets=[FEATURES]
+    ),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    tags=["flywheel", "monitoring"],
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
+    params={"window_end": Param(None, type=["null", "string"], description="ISO end of the hour to check")},
+    doc_md=__doc__,
+)
+def detect_drift():
+    @task(pool="warehouse")
+    def check_window(triggering_asset_events=None, data_interval_end=None, params=None):
+        from flywheel.monitoring.drift_dag_tasks import check_window
+
+        events = triggering_asset_events[FEATURES] if triggering_asset_events else []
+        return check_window(events, data_interval_end, params)
+
+    @task.short_circuit(pool="warehouse")
+    def should_retrain(summary, ti=None):
+        from flywheel.monitoring.drift_dag_tasks import should_request_retrain
+
+        active = ti.get_dr_count(dag_id="train_model", states=["queued", "running"])
+        return should_request_retrain(summary, active)
+
+    @task(pool="warehouse", outlets=[RETRAIN_REQUESTED])
+    def request_retrain(summary, run_id=None, outlet_events=None):
+        from flywheel.monitoring.drift_dag_tasks import record_request
+
+        outlet_events[RETRAIN_REQUESTED].extra = record_request(summary, run_id)
+
+    summary = check_window()
+    should_retrain(summary) >> request_retrain(summary)
+
+
+detect_drift()

@@ -1,0 +1,238 @@
+"""The steps of ``detect_drift`` and the reference profile ``train_model`` stores for each new model.
+
+The reference is the training window of the model in service: the registry's champion, or until a
+model is deployed, the latest registered one. Its profile is stored when the model is registered, so the
+hourly check only scans the current window.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flywheel.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+#: The monitored columns of marts.training_examples: what the model is shown about the impression and
+#: the item. Volume-driven counts follow the daily traffic cycle, and 7-day windows (user history,
+#: item_ctr_7d) keep filling for a week after data starts: both read as drift in a healthy world
+#: (item_ctr_7d crept from PSI 0.03 to 0.14 over hours 44-72 of a stationary simulation). Add them here
+#: once the warehouse holds more history than their longest window.
+NUMERIC_FEATURES = ("price", "position", "item_price", "item_ctr_24h", "item_popularity_24h")
+CATEGORICAL_FEATURES = ("category",)
+CURRENT_RELATION = "marts.training_examples"
+REQUESTS_TABLE = "monitoring.retrain_requests"
+
+
+def _naive(value: datetime | str) -> datetime:
+    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+def thresholds() -> dict[str, float]:
+    """The rule's knobs, from ``FLYWHEEL_DRIFT_*`` (keep monitoring/prometheus/rules.yml in step)."""
+    return {
+        "psi_threshold": _env_float("FLYWHEEL_DRIFT_PSI", 0.2),
+        "sustained_threshold": _env_float("FLYWHEEL_DRIFT_SUSTAINED_PSI", 0.1),
+        "sustained_windows": int(_env_float("FLYWHEEL_DRIFT_SUSTAINED_WINDOWS", 2)),
+        "cooldown_hours": _env_float("FLYWHEEL_DRIFT_COOLDOWN_HOURS", 6),
+    }
+
+
+def _window_sql(start: datetime, end: datetime) -> str:
+    # Literals rendered from datetime objects only; the relation guard accepts one read-only select.
+    return (
+        f"select * from {CURRENT_RELATION} where event_ts >= timestamp '{start:%Y-%m-%d %H:%M:%S}' "
+        f"and event_ts < timestamp '{end:%Y-%m-%d %H:%M:%S}'"
+    )
+
+
+def profile_model_reference(
+    version: str, window_start: datetime | str, window_end: datetime | str, settings: Settings | None = None
+) -> int:
+    """Store the reference profile of a model's training window under the model's version."""
+    from flywheel.monitoring import profile_reference
+    from flywheel.warehouse import open_warehouse
+
+    settings = settings or get_settings()
+    start, end = _naive(window_start), _naive(window_end)
+    rows = profile_reference(
+        open_warehouse(settings.warehouse_url),
+        _window_sql(start, end),
+        NUMERIC_FEATURES,
+        CATEGORICAL_FEATURES,
+        profile_id=version,
+    )
+    return rows.num_rows
+
+
+def model_in_service(settings: Settings) -> str | None:
+    """The champion's version, else the latest registered model's, else None."""
+    from flywheel.training.registry import latest
+    from flywheel.warehouse import open_warehouse
+
+    warehouse = open_warehouse(settings.warehouse_url)
+    if not warehouse.table_exists("registry.model_versions"):
+        return None
+    model = latest("champion", warehouse=warehouse) or latest(warehouse=warehouse)
+    return model.version if model else None
+
+
+def resolve_window(
+    asset_events: Iterable[Any] | None, data_interval_end: datetime | None, params: Mapping[str, Any]
+) -> tuple[datetime, datetime]:
+    """The hour to check: ``params.window_end``, else the newest hour ``features`` published, else the
+    run's data interval (hourly schedule)."""
+    ends = [e.extra["end"] for e in asset_events or [] if e.extra and e.extra.get("end")]
+    if params.get("window_end"):
+        end = _naive(params["window_end"])
+    elif ends:
+        end = max(_naive(x) for x in ends)
+    elif data_interval_end is not None:
+        end = _naive(data_interval_end)
+    else:
+        raise ValueError(
+            "detect_drift needs a window: a features event, a data interval or params.window_end"
+        )
+    end = end.replace(minute=0, second=0, microsecond=0)
+    return end - timedelta(hours=1), end
+
+
+def check_window(
+    asset_events: Iterable[Any] | None,
+    data_interval_end: datetime | None,
+    params: Mapping[str, Any],
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """PSI per feature and online performance for one hour; metrics exported; returns the summary."""
+    from flywheel.monitoring import compute_window_drift, drift_decision, export_metrics, online_performance
+    from flywheel.warehouse import open_warehouse
+
+    settings = settings or get_settings()
+    start, end = resolve_window(asset_events, data_interval_end, params)
+    version = model_in_service(settings)
+    summary: dict[str, Any] = {
+        "window_start": start.isoformat(),
+        "window_end": end.isoformat(),
+        "model": version,
+    }
+    if version is None:
+        log.warning("no registered model yet: nothing to compare [%s, %s) against", start, end)
+        return {**summary, "status": "no_reference"}
+    warehouse = open_warehouse(settings.warehouse_url)
+    drifts = compute_window_drift(warehouse, version, CURRENT_RELATION, start, end)
+    performance = online_performance(warehouse, start, end)
+    knobs = thresholds()
+    decision = drift_decision(
+        warehouse,
+        end,
+        psi_threshold=knobs["psi_threshold"],
+        sustained_threshold=knobs["sustained_threshold"],
+        sustained_windows=int(knobs["sustained_windows"]),
+    )
+    export_metrics(drifts, performance, decision, settings=settings)
+    psi = {d.feature: d.psi for d in drifts if d.psi is not None}
+    status = "no_data" if all(d.status == "no_data" for d in drifts) else "ok"
+    top = sorted(psi.items(), key=lambda kv: -kv[1])[:3]
+    log.info(
+        "window [%s, %s) vs reference of %s: %s; highest PSI %s; rule: %s",
+        start,
+        end,
+        version,
+        status,
+        ", ".join(f"{f}={v:.3f}" for f, v in top) or "-",
+        decision.reason,
+    )
+    return {
+        **summary,
+        "status": status,
+        "psi": psi,
+        "fire": decision.fire,
+        "drifting": decision.features,
+        "reason": decision.reason,
+        "auc": performance.auc,
+    }
+
+
+def should_request_retrain(
+    summary: Mapping[str, Any], active_training_runs: int, settings: Settings | None = None
+) -> bool:
+    """The rule fired, and no training run is queued or running, and the cooldown since the last request
+    (in data time: backfills replay old hours fast) has passed."""
+    if not summary.get("fire"):
+        return False
+    if active_training_runs:
+        log.info(
+            "drift confirmed but %d train_model run(s) queued or running: not asking again",
+            active_training_runs,
+        )
+        return False
+    last = last_request_end(settings or get_settings())
+    cooldown = timedelta(hours=thresholds()["cooldown_hours"])
+    end = _naive(summary["window_end"])
+    if last is not None and last <= end < last + cooldown:
+        log.info(
+            "drift confirmed but the last request (window ending %s) is within the %s cooldown",
+            last,
+            cooldown,
+        )
+        return False
+    return True
+
+
+def last_request_end(settings: Settings) -> datetime | None:
+    from flywheel.warehouse import open_warehouse
+
+    warehouse = open_warehouse(settings.warehouse_url)
+    if not warehouse.table_exists(REQUESTS_TABLE):
+        return None
+    value = warehouse.read_arrow(f"select max(window_end) as last from {REQUESTS_TABLE}").column("last")[0]
+    return value.as_py()
+
+
+def record_request(
+    summary: Mapping[str, Any], run_id: str, settings: Settings | None = None
+) -> dict[str, Any]:
+    """Remember the request (for the cooldown) and return the ``retrain_requested`` event's extra."""
+    import json
+
+    import pyarrow as pa
+
+    from flywheel.warehouse import open_warehouse
+
+    settings = settings or get_settings()
+    end = _naive(summary["window_end"])
+    schema = pa.schema(
+        [
+            ("window_end", pa.timestamp("us")),
+            ("features", pa.string()),
+            ("run_id", pa.string()),
+            ("requested_at", pa.timestamp("us")),
+        ]
+    )
+    row = {
+        "window_end": end,
+        "features": json.dumps(summary.get("drifting") or {}),
+        "run_id": run_id,
+        "requested_at": datetime.now(UTC).replace(tzinfo=None),
+    }
+    with open_warehouse(settings.warehouse_url).transaction() as conn:
+        conn.ensure_table(REQUESTS_TABLE, schema)
+        conn.execute(f"delete from {REQUESTS_TABLE} where window_end = :window_end", row)
+        conn.insert_arrow(REQUESTS_TABLE, pa.Table.from_pylist([row], schema=schema))
+    extra = {
+        "window_end": end.isoformat(),
+        "features": summary.get("drifting") or {},
+        "reason": summary.get("reason"),
+        "model": summary.get("model"),
+    }
+    log.warning("retraining requested: %s", extra)
+    return extra

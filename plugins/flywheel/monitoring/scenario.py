@@ -1,0 +1,56 @@
+"""A drift scenario on one machine: simulated events through ingest and dbt, one registered model whose
+training window is profiled, ready for ``detect_drift``. Used by tests, the benchmark and the docs."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from flywheel.config import Settings
+
+START = datetime(2026, 1, 1)
+
+
+def prepare_drift_world(
+    settings: Settings,
+    drift: str,
+    *,
+    hours: int = 72,
+    drift_at: int = 48,
+    impressions_per_hour: int = 800,
+    reference_hours: tuple[int, int] = (24, 48),
+    seed: int = 7,
+) -> str:
+    """Fill the warehouse of ``settings`` and register a model trained on ``reference_hours``; its version.
+
+    The model record stands in for a trained one (no search is run): drift detection only reads its
+    training window, through the reference profile stored under its version.
+    """
+    from flywheel.features.dbt import run_dbt
+    from flywheel.monitoring.drift_dag_tasks import profile_model_reference
+    from flywheel.simulate import SimulationConfig, simulate
+    from flywheel.training.registry import register_candidate
+    from flywheel.warehouse import open_warehouse
+    from flywheel.warehouse.ingest import ingest_interval
+
+    settings.ensure_dirs()
+    config = SimulationConfig(
+        start=START,
+        hours=hours,
+        drift=drift,
+        drift_at=drift_at,
+        impressions_per_hour=impressions_per_hour,
+        seed=seed,
+    )
+    simulate(config, settings.landing_dir)
+    ingest_interval(START, START + timedelta(hours=hours + 1), settings=settings)
+    run_dbt(["build"], settings)
+    window = (START + timedelta(hours=reference_hours[0]), START + timedelta(hours=reference_hours[1]))
+    version = register_candidate(
+        data_version=f"scenario-{drift}-{seed}",
+        artifact_uri=str(settings.artifacts_dir / "scenario-model"),
+        params={"window_start": window[0].isoformat(), "window_end": window[1].isoformat()},
+        metrics={},
+        warehouse=open_warehouse(settings.warehouse_url),
+    )
+    profile_model_reference(version, *window, settings=settings)
+    return version

@@ -1,0 +1,55 @@
+"""The drift check on simulated worlds: interest drift at hour 48 fires within 2 windows of its onset,
+a stationary world never fires in 72 hours, and the debounce holds back repeated requests."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from flywheel.config import Settings
+from flywheel.monitoring.drift_dag_tasks import check_window, record_request, should_request_retrain
+from flywheel.monitoring.scenario import START, prepare_drift_world
+
+pytestmark = pytest.mark.slow
+
+
+def _fired_windows(settings: Settings, hours: range) -> list[int]:
+    fired = []
+    for hour in hours:
+        summary = check_window(
+            [], None, {"window_end": (START + timedelta(hours=hour)).isoformat()}, settings
+        )
+        assert summary["status"] == "ok"
+        if summary["fire"]:
+            fired.append(hour)
+    return fired
+
+
+def test_interest_shift_fires_within_two_windows_of_onset(home: Settings) -> None:
+    prepare_drift_world(home, "interest_shift", hours=56, impressions_per_hour=600)
+    fired = _fired_windows(home, range(44, 53))
+    # Window h covers [h-1, h): the onset at hour 48 first shows in window 49.
+    assert fired and fired[0] in (49, 50), fired
+    assert all(h > 48 for h in fired)
+
+
+def test_a_stationary_world_never_fires_in_72_hours(home: Settings) -> None:
+    prepare_drift_world(home, "none", hours=72, impressions_per_hour=600)
+    assert _fired_windows(home, range(25, 73)) == []
+
+
+def test_debounce_waits_for_running_training_and_the_cooldown(home: Settings) -> None:
+    fire = {
+        "fire": True,
+        "window_end": (START + timedelta(hours=50)).isoformat(),
+        "drifting": {"category": 0.8},
+    }
+    assert not should_request_retrain({**fire, "fire": False}, 0, home)
+    assert not should_request_retrain(fire, 1, home)  # a train_model run is queued or running
+    assert should_request_retrain(fire, 0, home)
+    extra = record_request(fire, "run-1", home)
+    assert extra["features"] == {"category": 0.8}
+    later = lambda h: {**fire, "window_end": (START + timedelta(hours=h)).isoformat()}  # noqa: E731
+    assert not should_request_retrain(later(52), 0, home)  # inside the 6-hour cooldown
+    assert should_request_retrain(later(56), 0, home)
