@@ -30,7 +30,9 @@ from flywheel.assets import RAW_EVENTS
     doc_md=__doc__,
 )
 def ingest_events():
-    @task(pool="warehouse", outlets=[RAW_EVENTS])
+    # Loading comes first in the shared warehouse slot: during a backfill, build_features then waits and
+    # handles the accumulated hours in one run instead of interleaving with every hour's load.
+    @task(pool="warehouse", outlets=[RAW_EVENTS], priority_weight=100, weight_rule="absolute")
     def load_events(data_interval_start=None, data_interval_end=None, run_id=None, outlet_events=None):
         from flywheel.warehouse.ingest import ingest_interval
 
