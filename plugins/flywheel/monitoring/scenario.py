@@ -4,6 +4,7 @@ training window is profiled, ready for ``detect_drift``. Used by tests, the benc
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from flywheel.config import Settings
 
@@ -54,3 +55,16 @@ def prepare_drift_world(
     )
     profile_model_reference(version, *window, settings=settings)
     return version
+
+
+def parse_ts(value: str) -> datetime:
+    """A timestamp from Airflow's REST API (ISO 8601, ``Z`` for UTC)."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def retrain_decision_time(api: Any, request: dict[str, Any]) -> datetime:
+    """When the rule and the debounce decided, for a ``retrain_requested`` event: the end of its
+    ``detect_drift`` run's ``should_retrain`` task."""
+    run_id = request["source_run_id"]
+    ti = api.request("GET", f"/dags/detect_drift/dagRuns/{run_id}/taskInstances/should_retrain")
+    return parse_ts(ti["end_date"])
