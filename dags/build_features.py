@@ -56,10 +56,10 @@ def build_features():
         return gate_feature_marts(interval, run_id)
 
     @task(pool="warehouse", outlets=[FEATURES])
-    def publish_features(interval, outlet_events=None):
+    def publish_features(interval, run_id=None, outlet_events=None):
         from flywheel.features.pipeline import publish_features
 
-        published = publish_features(interval)
+        published = publish_features(interval, run_id)
         outlet_events[FEATURES].extra = published
         return published
 

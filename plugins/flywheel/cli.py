@@ -56,7 +56,13 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from flywheel.local.demo import run_demo
 
-    return run_demo(hours=args.hours, seed=args.seed, impressions_per_hour=args.impressions_per_hour)
+    return run_demo(
+        hours=args.hours,
+        seed=args.seed,
+        impressions_per_hour=args.impressions_per_hour,
+        drift=args.drift,
+        drift_at=args.drift_at,
+    )
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
@@ -103,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--hours", type=int, default=72)
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--impressions-per-hour", type=int, default=2000)
+    demo.add_argument("--drift", default="interest_shift", help="none | interest_shift | price_shift")
+    demo.add_argument("--drift-at", type=int, default=48, help="hour the drift starts (>= --hours: none)")
     demo.set_defaults(func=_cmd_demo)
 
     up = sub.add_parser("up", help="start Airflow (UI and scheduler) for this home until Ctrl-C")

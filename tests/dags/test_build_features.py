@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -71,3 +72,27 @@ def test_manual_params_win_and_are_normalised_to_utc() -> None:
 def test_missing_or_empty_interval_is_refused(events, params, message) -> None:
     with pytest.raises(ValueError, match=message):
         resolve_interval(events, params)
+
+
+def test_a_run_covers_every_hour_loaded_since_the_last_publication(home) -> None:
+    # Airflow hands a deferred asset-triggered run only the first queued event: the loaded data and the
+    # last publication, not the events alone, decide what the run owns.
+    import pyarrow as pa
+
+    from flywheel.features.pipeline import record_publication
+    from flywheel.warehouse import open_warehouse
+
+    base = datetime(2026, 1, 1)
+    ts = [base + timedelta(hours=h, minutes=30) for h in range(6)]
+    data = pa.table({"impression_id": [str(i) for i in range(6)], "event_ts": ts})
+    open_warehouse(home.warehouse_url).replace_partition(
+        "raw.impressions", data, "event_ts", base, base + timedelta(hours=6)
+    )
+    record_publication(
+        {"start": base.isoformat(), "end": (base + timedelta(hours=2)).isoformat()}, "run-1", home
+    )
+
+    interval = resolve_interval([_event("2026-01-01T02:00:00", "2026-01-01T03:00:00")], {}, home)
+    assert interval == {"start": "2026-01-01T02:00:00", "end": "2026-01-01T06:00:00"}
+    rerun_of_an_old_hour = resolve_interval([_event("2026-01-01T00:00:00", "2026-01-01T01:00:00")], {}, home)
+    assert rerun_of_an_old_hour == {"start": "2026-01-01T00:00:00", "end": "2026-01-01T06:00:00"}

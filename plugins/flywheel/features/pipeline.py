@@ -26,29 +26,79 @@ def _naive(value: datetime | str) -> datetime:
     return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
 
 
-def resolve_interval(
-    asset_events: Iterable[Any] | None, params: Mapping[str, Any] | None = None
-) -> dict[str, str]:
-    """The interval a run owns: the span of its triggering ``raw_events``, or the ``params`` of a manual run.
+PUBLICATIONS_TABLE = "features.publications"
 
-    Several ingest runs may finish before one ``build_features`` run starts; the run then owns the
-    union of their intervals.
+
+def resolve_interval(
+    asset_events: Iterable[Any] | None,
+    params: Mapping[str, Any] | None = None,
+    settings: Settings | None = None,
+) -> dict[str, str]:
+    """The interval a run owns: the ``params`` of a manual run, else everything loaded since the last
+    publication, widened to include every triggering ``raw_events`` interval (reruns of old hours).
+
+    The loaded data, not the triggering events alone, sets the end: while this DAG is at
+    max_active_runs, Airflow 3.3 folds the ``raw_events`` events that arrive into the next run's
+    queue entry but hands that run only the first of them, so an interval read from the events alone
+    would silently skip hours during a backfill.
     """
     params = params or {}
     if params.get("interval_start") and params.get("interval_end"):
         start, end = _naive(params["interval_start"]), _naive(params["interval_end"])
     else:
         extras = [e.extra for e in asset_events or [] if e.extra and "interval_start" in e.extra]
-        if not extras:
+        loaded_end, published_end = _watermarks(settings or get_settings())
+        starts = [_naive(x["interval_start"]) for x in extras] + ([published_end] if published_end else [])
+        ends = [_naive(x["interval_end"]) for x in extras] + ([loaded_end] if loaded_end else [])
+        if not starts or not ends:
             raise ValueError(
                 "build_features needs an interval: it is started by raw_events (whose extra carries "
                 "interval_start/interval_end) or triggered with params interval_start and interval_end"
             )
-        start = min(_naive(x["interval_start"]) for x in extras)
-        end = max(_naive(x["interval_end"]) for x in extras)
+        start, end = min(starts), max(ends)
     if not start < end:
         raise ValueError(f"empty interval [{start}, {end}): interval_start must be before interval_end")
     return {"start": start.isoformat(), "end": end.isoformat()}
+
+
+def _watermarks(settings: Settings) -> tuple[datetime | None, datetime | None]:
+    """(end of the newest loaded hour of raw.impressions, end of the last published interval)."""
+    from flywheel.warehouse import open_warehouse
+
+    warehouse = open_warehouse(settings.warehouse_url)
+    loaded = published = None
+    if warehouse.table_exists("raw.impressions"):
+        newest = warehouse.read_arrow("select max(event_ts) as newest from raw.impressions").column(0)[0]
+        if newest.as_py() is not None:
+            loaded = newest.as_py().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    if warehouse.table_exists(PUBLICATIONS_TABLE):
+        published = warehouse.read_arrow(f"select max(interval_end) from {PUBLICATIONS_TABLE}").column(0)[0]
+        published = published.as_py()
+    return loaded, published
+
+
+def record_publication(interval: Mapping[str, str], run_id: str, settings: Settings) -> None:
+    """Remember what was published: the next run starts from here."""
+    import pyarrow as pa
+
+    from flywheel.warehouse import open_warehouse
+
+    schema = pa.schema(
+        [
+            ("interval_start", pa.timestamp("us")),
+            ("interval_end", pa.timestamp("us")),
+            ("run_id", pa.string()),
+        ]
+    )
+    row = {
+        "interval_start": _naive(interval["start"]),
+        "interval_end": _naive(interval["end"]),
+        "run_id": run_id,
+    }
+    with open_warehouse(settings.warehouse_url).transaction() as conn:
+        conn.ensure_table(PUBLICATIONS_TABLE, schema)
+        conn.execute(f"delete from {PUBLICATIONS_TABLE} where run_id = :run_id", row)
+        conn.insert_arrow(PUBLICATIONS_TABLE, pa.Table.from_pylist([row], schema=schema))
 
 
 def _run_gates(suites: Iterable[str], hours: list[datetime], run_id: str, settings: Settings) -> int:
@@ -90,11 +140,13 @@ def gate_feature_marts(interval: Mapping[str, str], run_id: str, settings: Setti
     return {**interval, "gates_passed": passed}
 
 
-def publish_features(interval: Mapping[str, str], settings: Settings | None = None) -> dict:
+def publish_features(interval: Mapping[str, str], run_id: str, settings: Settings | None = None) -> dict:
     """Register the feature definitions with Feast and materialize the interval's snapshots online."""
     from flywheel.features.store import apply_and_materialize
 
+    settings = settings or get_settings()
     start, end = _naive(interval["start"]), _naive(interval["end"])
     counts = apply_and_materialize(start + timedelta(hours=1), end + timedelta(hours=1), settings=settings)
+    record_publication(interval, run_id, settings)
     log.info("materialized %s", counts)
     return {**interval, "materialized": counts.get("rows", {})}

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from flywheel.config import Settings, get_settings
 from flywheel.events import EVENT_SCHEMAS
+from flywheel.local.api import AirflowAPI
 from flywheel.local.processes import AirflowProcesses, admin_api, queue_backfill
 from flywheel.warehouse import open_warehouse
 
@@ -17,7 +20,13 @@ log = logging.getLogger(__name__)
 #: The demo replays a fixed stretch of simulated time, so its output is the same on every machine.
 DEMO_START = datetime(2026, 1, 1)
 #: The DAGs the demo lets the scheduler run (new DAGs start paused).
-DEMO_DAGS = ("ingest_events", "build_features")
+DEMO_DAGS = ("ingest_events", "build_features", "detect_drift", "train_model")
+#: Training settings for the demo's two searches (a deployment sets its own).
+DEMO_TRAINING_ENV = {
+    "FLYWHEEL_TRAIN_CRON": "",
+    "FLYWHEEL_TRAIN_BUDGET": "4",
+    "FLYWHEEL_TRAIN_MAX_EPOCHS": "4",
+}
 
 
 def _say(message: str) -> None:
@@ -31,6 +40,9 @@ SUMMARY_TABLES = [
     "marts.item_features",
     "marts.training_examples",
     "quarantine.validations",
+    "registry.model_versions",
+    "monitoring.feature_drift",
+    "monitoring.retrain_requests",
 ]
 
 
@@ -46,67 +58,132 @@ def table_counts(settings: Settings) -> dict[str, int]:
     return counts
 
 
-def run_demo(hours: int = 72, seed: int = 7, impressions_per_hour: int = 2000) -> int:
+def run_demo(
+    hours: int = 72,
+    seed: int = 7,
+    impressions_per_hour: int = 2000,
+    drift: str = "interest_shift",
+    drift_at: int = 48,
+) -> int:
+    """The loop end to end: events -> ingest -> features -> a first model -> drift -> retraining."""
     from flywheel.simulate import SimulationConfig, simulate
 
     settings = get_settings()
     settings.ensure_dirs()
     _say(f"home: {settings.home}")
     t0 = time.monotonic()
-    summary = simulate(
-        SimulationConfig(start=DEMO_START, hours=hours, seed=seed, impressions_per_hour=impressions_per_hour),
-        landing_dir=settings.landing_dir,
+    config = SimulationConfig(
+        start=DEMO_START,
+        hours=hours,
+        drift=drift,
+        drift_at=drift_at,
+        seed=seed,
+        impressions_per_hour=impressions_per_hour,
     )
+    summary = simulate(config, landing_dir=settings.landing_dir)
     _say(
-        f"simulated {hours} h: {summary['impressions']} impressions, {summary['clicks']} clicks, "
-        f"{summary['orders']} orders in {time.monotonic() - t0:.1f}s -> {settings.landing_dir}"
+        f"simulated {hours} h ({drift} from hour {drift_at}): {summary['impressions']} impressions, "
+        f"{summary['clicks']} clicks, {summary['orders']} orders in {time.monotonic() - t0:.1f}s"
     )
+    # A small search, and drift as the only trigger of training (no weekly run on unpausing).
+    for name, value in DEMO_TRAINING_ENV.items():
+        os.environ.setdefault(name, value)
     start = DEMO_START.replace(tzinfo=UTC)
     _say("starting Airflow (scheduler, dag-processor, triggerer, api-server) ...")
-    with AirflowProcesses(
-        settings,
-        setup=lambda env: queue_backfill(
-            env, "ingest_events", start, start + timedelta(hours=hours - 1), unpause=DEMO_DAGS
-        ),
-    ) as procs:
-        api = admin_api(procs)
-        _say(
-            f"Airflow is up at {procs.base_url} (user admin, password in "
-            f"{settings.airflow_home}/simple_auth_manager_passwords.json.generated)"
-        )
-        _say(f"backfilling ingest_events for {hours} hourly intervals through the scheduler ...")
-        runs = api.wait_for_runs(
-            "ingest_events",
-            hours,
-            run_type="backfill",
-            progress=lambda done, total, states: _say(f"  ingest_events: {done}/{total} runs done {states}"),
-            check=procs.check_alive,
-        )
-        failed = [r["dag_run_id"] for r in runs if r["state"] != "success"]
-        if not failed:
-            demo_end = (start + timedelta(hours=hours)).replace(tzinfo=None)
-            _say("waiting for build_features (gates, dbt models, Feast) to publish the last hour ...")
-            published = api.wait_for_asset_event(
-                lambda e: datetime.fromisoformat((e.get("extra") or {}).get("end", "1970-01-01")) >= demo_end,
-                watch_dag="build_features",
-                source_dag_id="build_features",
-                check=procs.check_alive,
-            )
-            runs = api.dag_runs("build_features")
+    backfill = partial(
+        queue_backfill, dag_id="ingest_events", start=start, end=start + timedelta(hours=hours - 1)
+    )
+    try:
+        with AirflowProcesses(settings, setup=lambda env: backfill(env, unpause=DEMO_DAGS)) as procs:
+            api = admin_api(procs)
             _say(
-                f"  build_features: {len(runs)} run(s) {_states(runs)}; features published up to "
-                f"{published['extra']['end']}: {published['extra'].get('materialized')}"
+                f"Airflow is up at {procs.base_url} (user admin, password in "
+                f"{settings.airflow_home}/simple_auth_manager_passwords.json.generated)"
             )
-        api.close()
-    counts = table_counts(settings)
-    _say("warehouse row counts:")
-    for table, n in counts.items():
-        print(f"    {table:<22} {n:>10,}")
-    if failed:
-        _say(f"{len(failed)} run(s) failed: {', '.join(failed)}; see {settings.airflow_home}/logs")
+            _ingest_and_build_features(api, procs, hours)
+            if drift != "none" and drift_at < hours:
+                _first_model(api, procs, drift_at)
+                _drift_and_retrain(api, procs, drift_at, hours)
+            api.close()
+    except (RuntimeError, TimeoutError) as exc:
+        _say(f"FAILED: {exc}")
+        _say(f"task logs: {settings.airflow_home}/logs (or the UI: make up)")
         return 1
+    _print_summary(settings)
     _say(f"done in {time.monotonic() - t0:.0f}s")
     return 0
+
+
+def _ingest_and_build_features(api: AirflowAPI, procs: AirflowProcesses, hours: int) -> None:
+    _say(f"backfilling ingest_events for {hours} hourly intervals through the scheduler ...")
+    runs = api.wait_for_runs(
+        "ingest_events",
+        hours,
+        run_type="backfill",
+        progress=lambda done, total, states: _say(f"  ingest_events: {done}/{total} runs done {states}"),
+        check=procs.check_alive,
+    )
+    failed = [r["dag_run_id"] for r in runs if r["state"] != "success"]
+    if failed:
+        raise RuntimeError(f"ingest_events run(s) failed: {', '.join(failed)}")
+    demo_end = DEMO_START + timedelta(hours=hours)
+    _say("waiting for build_features (gates, dbt models, Feast) to publish the last hour ...")
+    published = api.wait_for_asset_event(
+        lambda e: datetime.fromisoformat((e.get("extra") or {}).get("end", "1970-01-01")) >= demo_end,
+        watch_dag="build_features",
+        source_dag_id="build_features",
+        check=procs.check_alive,
+    )
+    runs = api.dag_runs("build_features")
+    _say(
+        f"  build_features: {len(runs)} run(s) {_states(runs)}; features published up to "
+        f"{published['extra']['end']}: {published['extra'].get('materialized')}"
+    )
+
+
+def _wait_for_training(api: AirflowAPI, procs: AirflowProcesses, count: int) -> dict:
+    runs = api.wait_for_runs("train_model", count, timeout=1800, check=procs.check_alive)
+    run = runs[-1]
+    if run["state"] != "success":
+        raise RuntimeError(f"train_model run {run['dag_run_id']} failed")
+    return api.request(
+        "GET", f"/dags/train_model/dagRuns/{run['dag_run_id']}/taskInstances/register_candidate"
+    )
+
+
+def _first_model(api: AirflowAPI, procs: AirflowProcesses, drift_at: int) -> None:
+    window_end = DEMO_START + timedelta(hours=drift_at)
+    _say(f"training the first model on the 24 h before hour {drift_at} (train_model, Ray Tune) ...")
+    api.trigger("train_model", conf={"window_end": window_end.isoformat(), "window_hours": 24})
+    _wait_for_training(api, procs, 1)
+    _say(f"  {_latest_model_line()}")
+
+
+def _drift_and_retrain(api: AirflowAPI, procs: AirflowProcesses, drift_at: int, hours: int) -> None:
+    _say(f"detect_drift on the hours after the onset (hour {drift_at}) ...")
+    for hour in range(drift_at + 1, min(drift_at + 4, hours + 1)):
+        api.trigger("detect_drift", conf={"window_end": (DEMO_START + timedelta(hours=hour)).isoformat()})
+    request = api.wait_for_asset_event(
+        lambda e: True, watch_dag="detect_drift", source_dag_id="detect_drift", check=procs.check_alive
+    )
+    drifting = ", ".join(f"{f} PSI {v:.2f}" for f, v in request["extra"]["features"].items())
+    _say(f"  drift confirmed in the window ending {request['extra']['window_end']}: {drifting}")
+    _say("  retrain_requested -> train_model (asset-triggered) ...")
+    _wait_for_training(api, procs, 2)
+    _say(f"  {_latest_model_line()}")
+
+
+def _latest_model_line() -> str:
+    from flywheel.training.registry import latest
+
+    model = latest()
+    return f"registered {model.version} ({model.status}): validation AUC {model.metrics['val_auc']:.4f}"
+
+
+def _print_summary(settings: Settings) -> None:
+    _say("warehouse row counts:")
+    for table, n in table_counts(settings).items():
+        print(f"    {table:<28} {n:>10,}")
 
 
 def _states(runs: list[dict]) -> dict[str, int]:
