@@ -6,7 +6,7 @@ The feature marts built from them are specified in ``dbt/README.md`` (the contra
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -51,6 +51,12 @@ EVENT_SCHEMAS: dict[str, pa.Schema] = {
 
 #: The column every table is partitioned on (rows belong to the hour of this timestamp).
 PARTITION_COLUMN = "event_ts"
+
+
+def naive_utc(value: datetime | str) -> datetime:
+    """A datetime (or ISO string) as the naive UTC time every table stores; aware times are converted."""
+    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
 
 
 def hour_dir(landing_dir: Path, table: str, hour: datetime) -> Path:

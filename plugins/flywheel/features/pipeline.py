@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flywheel.config import Settings, get_settings
-from flywheel.events import hours_between
+from flywheel.events import hours_between, naive_utc
 
 log = logging.getLogger(__name__)
 
@@ -19,11 +19,6 @@ RAW_SUITES = ("raw_impressions", "raw_clicks", "raw_orders")
 #: Feature snapshots at feature_ts use events before it, so the interval [s, e) yields snapshots (s, e].
 SNAPSHOT_SUITES = ("marts_user_features", "marts_item_features")
 EXAMPLE_SUITES = ("marts_training_examples",)
-
-
-def _naive(value: datetime | str) -> datetime:
-    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
 
 
 PUBLICATIONS_TABLE = "features.publications"
@@ -44,12 +39,12 @@ def resolve_interval(
     """
     params = params or {}
     if params.get("interval_start") and params.get("interval_end"):
-        start, end = _naive(params["interval_start"]), _naive(params["interval_end"])
+        start, end = naive_utc(params["interval_start"]), naive_utc(params["interval_end"])
     else:
         extras = [e.extra for e in asset_events or [] if e.extra and "interval_start" in e.extra]
         loaded_end, published_end = _watermarks(settings or get_settings())
-        starts = [_naive(x["interval_start"]) for x in extras] + ([published_end] if published_end else [])
-        ends = [_naive(x["interval_end"]) for x in extras] + ([loaded_end] if loaded_end else [])
+        starts = [naive_utc(x["interval_start"]) for x in extras] + ([published_end] if published_end else [])
+        ends = [naive_utc(x["interval_end"]) for x in extras] + ([loaded_end] if loaded_end else [])
         if not starts or not ends:
             raise ValueError(
                 "build_features needs an interval: it is started by raw_events (whose extra carries "
@@ -91,8 +86,8 @@ def record_publication(interval: Mapping[str, str], run_id: str, settings: Setti
         ]
     )
     row = {
-        "interval_start": _naive(interval["start"]),
-        "interval_end": _naive(interval["end"]),
+        "interval_start": naive_utc(interval["start"]),
+        "interval_end": naive_utc(interval["end"]),
         "run_id": run_id,
     }
     with open_warehouse(settings.warehouse_url).transaction() as conn:
@@ -126,14 +121,14 @@ def _run_gates(suites: Iterable[str], hours: list[datetime], run_id: str, settin
 def gate_raw_events(interval: Mapping[str, str], run_id: str, settings: Settings | None = None) -> dict:
     """Validate each hour of ``raw.*`` in the interval; failing partitions move to quarantine."""
     settings = settings or get_settings()
-    hours = hours_between(_naive(interval["start"]), _naive(interval["end"]))
+    hours = hours_between(naive_utc(interval["start"]), naive_utc(interval["end"]))
     return {**interval, "gates_passed": _run_gates(RAW_SUITES, hours, run_id, settings)}
 
 
 def gate_feature_marts(interval: Mapping[str, str], run_id: str, settings: Settings | None = None) -> dict:
     """Validate the snapshots and training examples the interval produced."""
     settings = settings or get_settings()
-    start, end = _naive(interval["start"]), _naive(interval["end"])
+    start, end = naive_utc(interval["start"]), naive_utc(interval["end"])
     snapshot_hours = hours_between(start + timedelta(hours=1), end + timedelta(hours=1))
     passed = _run_gates(SNAPSHOT_SUITES, snapshot_hours, run_id, settings)
     passed += _run_gates(EXAMPLE_SUITES, hours_between(start, end), run_id, settings)
@@ -145,7 +140,7 @@ def publish_features(interval: Mapping[str, str], run_id: str, settings: Setting
     from flywheel.features.store import apply_and_materialize
 
     settings = settings or get_settings()
-    start, end = _naive(interval["start"]), _naive(interval["end"])
+    start, end = naive_utc(interval["start"]), naive_utc(interval["end"])
     counts = apply_and_materialize(start + timedelta(hours=1), end + timedelta(hours=1), settings=settings)
     record_publication(interval, run_id, settings)
     log.info("materialized %s", counts)

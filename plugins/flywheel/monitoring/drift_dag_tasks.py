@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flywheel.config import Settings, get_settings
+from flywheel.events import naive_utc
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +27,6 @@ NUMERIC_FEATURES = ("price", "position", "item_price", "item_ctr_24h", "item_pop
 CATEGORICAL_FEATURES = ("category",)
 CURRENT_RELATION = "marts.training_examples"
 REQUESTS_TABLE = "monitoring.retrain_requests"
-
-
-def _naive(value: datetime | str) -> datetime:
-    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
 
 
 def _env_float(name: str, default: float) -> float:
@@ -63,7 +59,7 @@ def profile_model_reference(
     from flywheel.warehouse import open_warehouse
 
     settings = settings or get_settings()
-    start, end = _naive(window_start), _naive(window_end)
+    start, end = naive_utc(window_start), naive_utc(window_end)
     rows = profile_reference(
         open_warehouse(settings.warehouse_url),
         _window_sql(start, end),
@@ -93,11 +89,11 @@ def resolve_window(
     run's data interval (hourly schedule)."""
     ends = [e.extra["end"] for e in asset_events or [] if e.extra and e.extra.get("end")]
     if params.get("window_end"):
-        end = _naive(params["window_end"])
+        end = naive_utc(params["window_end"])
     elif ends:
-        end = max(_naive(x) for x in ends)
+        end = max(naive_utc(x) for x in ends)
     elif data_interval_end is not None:
-        end = _naive(data_interval_end)
+        end = naive_utc(data_interval_end)
     else:
         raise ValueError(
             "detect_drift needs a window: a features event, a data interval or params.window_end"
@@ -177,7 +173,7 @@ def should_request_retrain(
         return False
     last = last_request_end(settings or get_settings())
     cooldown = timedelta(hours=thresholds()["cooldown_hours"])
-    end = _naive(summary["window_end"])
+    end = naive_utc(summary["window_end"])
     if last is not None and last <= end < last + cooldown:
         log.info(
             "drift confirmed but the last request (window ending %s) is within the %s cooldown",
@@ -209,7 +205,7 @@ def record_request(
     from flywheel.warehouse import open_warehouse
 
     settings = settings or get_settings()
-    end = _naive(summary["window_end"])
+    end = naive_utc(summary["window_end"])
     schema = pa.schema(
         [
             ("window_end", pa.timestamp("us")),

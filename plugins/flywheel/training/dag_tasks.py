@@ -7,20 +7,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flywheel.config import Settings, get_settings
+from flywheel.events import naive_utc
 
 log = logging.getLogger(__name__)
 
 #: Default span of impressions a model learns from, ending at the last complete hour of labels.
 DEFAULT_WINDOW_HOURS = 48
-
-
-def _naive(value: datetime | str) -> datetime:
-    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
 
 
 def latest_complete_hour(settings: Settings) -> datetime:
@@ -46,9 +42,9 @@ def training_window(
     hours = int(params.get("window_hours") or DEFAULT_WINDOW_HOURS)
     ends = [e.extra["window_end"] for e in asset_events or [] if e.extra and e.extra.get("window_end")]
     if params.get("window_end"):
-        end = _naive(params["window_end"])
+        end = naive_utc(params["window_end"])
     elif ends:
-        end = max(_naive(x) for x in ends)
+        end = max(naive_utc(x) for x in ends)
     else:
         end = latest_complete_hour(settings)
     return end - timedelta(hours=hours), end

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from flywheel.config import Settings, get_settings
-from flywheel.events import EVENT_SCHEMAS, PARTITION_COLUMN, hour_dir, hours_between
+from flywheel.events import EVENT_SCHEMAS, PARTITION_COLUMN, hour_dir, hours_between, naive_utc
 from flywheel.warehouse.base import Warehouse
 from flywheel.warehouse.connect import open_warehouse
 from flywheel.warehouse.landing import BadFile, LandedFile, copy_to_quarantine, read_landed
@@ -52,10 +52,6 @@ class IngestReport:
         }
 
 
-def _naive_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
-
-
 def landed_files(landing_dir: Path, start: datetime, end: datetime) -> list[LandedFile]:
     """Every Parquet file filed under an hour of ``[start, end)``, in a stable order."""
     files = []
@@ -81,7 +77,7 @@ def ingest_interval(
     """
     settings = settings or get_settings()
     warehouse = warehouse or open_warehouse(settings.warehouse_url)
-    start, end = _naive_utc(start), _naive_utc(end)
+    start, end = naive_utc(start), naive_utc(end)
     report = IngestReport(start, end)
     batches: dict[str, list[pa.Table]] = {table: [] for table in EVENT_SCHEMAS}
     bad: list[tuple[LandedFile, str]] = []
