@@ -41,10 +41,15 @@ from flywheel.features.dbt_tasks import dbt_task_group
 def build_features():
     @task(pool="warehouse")
     def gate_raw_events(triggering_asset_events=None, params=None, run_id=None):
+        from airflow.exceptions import AirflowSkipException
+
         from flywheel.features.pipeline import gate_raw_events, resolve_interval
 
         events = triggering_asset_events[RAW_EVENTS] if triggering_asset_events else []
-        return gate_raw_events(resolve_interval(events, params), run_id)
+        interval = resolve_interval(events, params)
+        if interval is None:  # an earlier run already published everything loaded
+            raise AirflowSkipException("nothing loaded since the last publication")
+        return gate_raw_events(interval, run_id)
 
     # One task per dbt model (dbt build: unit tests, model, data tests), wired from dbt's manifest.
     dbt_models = dbt_task_group("dbt_models", pool="warehouse")

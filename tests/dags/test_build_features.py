@@ -45,8 +45,12 @@ def test_gates_bracket_the_models_and_publish_comes_last(dag) -> None:
     assert [o.name for o in publish.outlets] == ["features"]
 
 
-def _event(start: str, end: str) -> SimpleNamespace:
-    return SimpleNamespace(extra={"interval_start": start, "interval_end": end})
+def _event(start: str, end: str, timestamp: datetime | None = None) -> SimpleNamespace:
+    return SimpleNamespace(extra={"interval_start": start, "interval_end": end}, timestamp=timestamp)
+
+
+def _span(interval: dict | None) -> tuple[str, str] | None:
+    return (interval["start"], interval["end"]) if interval else None
 
 
 def test_interval_is_the_span_of_the_triggering_events() -> None:
@@ -54,12 +58,12 @@ def test_interval_is_the_span_of_the_triggering_events() -> None:
         _event("2026-01-01T03:00:00", "2026-01-01T04:00:00"),
         _event("2026-01-01T01:00:00", "2026-01-01T02:00:00"),
     ]
-    assert resolve_interval(events) == {"start": "2026-01-01T01:00:00", "end": "2026-01-01T04:00:00"}
+    assert _span(resolve_interval(events)) == ("2026-01-01T01:00:00", "2026-01-01T04:00:00")
 
 
 def test_manual_params_win_and_are_normalised_to_utc() -> None:
     params = {"interval_start": "2026-01-01T06:00:00+01:00", "interval_end": "2026-01-01T07:00:00+01:00"}
-    assert resolve_interval([], params) == {"start": "2026-01-01T05:00:00", "end": "2026-01-01T06:00:00"}
+    assert _span(resolve_interval([], params)) == ("2026-01-01T05:00:00", "2026-01-01T06:00:00")
 
 
 @pytest.mark.parametrize(
@@ -85,14 +89,39 @@ def test_a_run_covers_every_hour_loaded_since_the_last_publication(home) -> None
     base = datetime(2026, 1, 1)
     ts = [base + timedelta(hours=h, minutes=30) for h in range(6)]
     data = pa.table({"impression_id": [str(i) for i in range(6)], "event_ts": ts})
-    open_warehouse(home.warehouse_url).replace_partition(
-        "raw.impressions", data, "event_ts", base, base + timedelta(hours=6)
-    )
+    warehouse = open_warehouse(home.warehouse_url)
+    warehouse.replace_partition("raw.impressions", data, "event_ts", base, base + timedelta(hours=6))
+    published_at = datetime(2026, 11, 1, 12, 0)
     record_publication(
-        {"start": base.isoformat(), "end": (base + timedelta(hours=2)).isoformat()}, "run-1", home
+        {
+            "start": base.isoformat(),
+            "end": (base + timedelta(hours=2)).isoformat(),
+            "resolved_at": published_at.isoformat(),
+        },
+        "run-1",
+        home,
     )
+    before, after = published_at - timedelta(minutes=5), published_at + timedelta(minutes=5)
 
-    interval = resolve_interval([_event("2026-01-01T02:00:00", "2026-01-01T03:00:00")], {}, home)
-    assert interval == {"start": "2026-01-01T02:00:00", "end": "2026-01-01T06:00:00"}
-    rerun_of_an_old_hour = resolve_interval([_event("2026-01-01T00:00:00", "2026-01-01T01:00:00")], {}, home)
-    assert rerun_of_an_old_hour == {"start": "2026-01-01T00:00:00", "end": "2026-01-01T06:00:00"}
+    new_hour = _event("2026-01-01T02:00:00", "2026-01-01T03:00:00", after)
+    assert _span(resolve_interval([new_hour], {}, home)) == ("2026-01-01T02:00:00", "2026-01-01T06:00:00")
+    # An old hour's event the last publication already saw does not send the run back to hour 0 ...
+    seen = _event("2026-01-01T00:00:00", "2026-01-01T01:00:00", before)
+    assert _span(resolve_interval([seen, new_hour], {}, home)) == (
+        "2026-01-01T02:00:00",
+        "2026-01-01T06:00:00",
+    )
+    # ... but the same hour loaded again after the publication (a repaired file) does.
+    rerun = _event("2026-01-01T00:00:00", "2026-01-01T01:00:00", after)
+    assert _span(resolve_interval([rerun], {}, home)) == ("2026-01-01T00:00:00", "2026-01-01T06:00:00")
+
+    record_publication(
+        {
+            "start": base.isoformat(),
+            "end": (base + timedelta(hours=6)).isoformat(),
+            "resolved_at": after.isoformat(),
+        },
+        "run-2",
+        home,
+    )
+    assert resolve_interval([seen], {}, home) is None  # everything loaded is published: the run skips

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flywheel.config import Settings, get_settings
@@ -28,48 +29,79 @@ def resolve_interval(
     asset_events: Iterable[Any] | None,
     params: Mapping[str, Any] | None = None,
     settings: Settings | None = None,
-) -> dict[str, str]:
-    """The interval a run owns: the ``params`` of a manual run, else everything loaded since the last
-    publication, widened to include every triggering ``raw_events`` interval (reruns of old hours).
+) -> dict[str, str] | None:
+    """The interval a run owns, or None when nothing is new since the last publication.
 
-    The loaded data, not the triggering events alone, sets the end: while this DAG is at
-    max_active_runs, Airflow 3.3 folds the ``raw_events`` events that arrive into the next run's
-    queue entry but hands that run only the first of them, so an interval read from the events alone
-    would silently skip hours during a backfill.
+    A manual run owns its ``params``. An asset-triggered run owns everything loaded since the last
+    publication, widened to the start of any triggering ``raw_events`` that the last publication did
+    not cover (an old hour loaded again after a fix). The loaded data, not the events alone, sets the
+    end: while this DAG is at max_active_runs, Airflow 3.3 folds the ``raw_events`` events that arrive
+    into one queue entry but hands the next run only the first of them, so an interval read from the
+    events alone would silently skip hours during a backfill.
     """
     params = params or {}
+    resolved_at = datetime.now(UTC)
     if params.get("interval_start") and params.get("interval_end"):
         start, end = naive_utc(params["interval_start"]), naive_utc(params["interval_end"])
+        if not start < end:
+            raise ValueError(f"empty interval [{start}, {end}): interval_start must be before interval_end")
     else:
-        extras = [e.extra for e in asset_events or [] if e.extra and "interval_start" in e.extra]
-        loaded_end, published_end = _watermarks(settings or get_settings())
-        starts = [naive_utc(x["interval_start"]) for x in extras] + ([published_end] if published_end else [])
-        ends = [naive_utc(x["interval_end"]) for x in extras] + ([loaded_end] if loaded_end else [])
-        if not starts or not ends:
+        marks = _watermarks(settings or get_settings())
+        events = [e for e in asset_events or [] if e.extra and "interval_start" in e.extra]
+        if not events and marks.loaded_end is None:
             raise ValueError(
                 "build_features needs an interval: it is started by raw_events (whose extra carries "
                 "interval_start/interval_end) or triggered with params interval_start and interval_end"
             )
+        uncovered = [e for e in events if not marks.covers(e)]
+        starts = [naive_utc(e.extra["interval_start"]) for e in uncovered]
+        starts += [marks.published_end] if marks.published_end else []
+        ends = [naive_utc(e.extra["interval_end"]) for e in uncovered]
+        ends += [marks.loaded_end] if marks.loaded_end else []
+        if not starts or not ends or min(starts) >= max(ends):
+            log.info("nothing loaded since the last publication (through %s)", marks.published_end)
+            return None
         start, end = min(starts), max(ends)
-    if not start < end:
-        raise ValueError(f"empty interval [{start}, {end}): interval_start must be before interval_end")
-    return {"start": start.isoformat(), "end": end.isoformat()}
+    return {"start": start.isoformat(), "end": end.isoformat(), "resolved_at": resolved_at.isoformat()}
 
 
-def _watermarks(settings: Settings) -> tuple[datetime | None, datetime | None]:
-    """(end of the newest loaded hour of raw.impressions, end of the last published interval)."""
+@dataclass(frozen=True)
+class Watermarks:
+    """How far raw data is loaded, and what the last publication covered and when it looked."""
+
+    loaded_end: datetime | None
+    published_end: datetime | None
+    published_resolved_at: datetime | None
+
+    def covers(self, event: Any) -> bool:
+        """An event the last publication already saw: emitted before it resolved, within its range."""
+        if self.published_end is None or self.published_resolved_at is None:
+            return False
+        timestamp = getattr(event, "timestamp", None)
+        if timestamp is None:
+            return False
+        return (
+            naive_utc(timestamp) <= self.published_resolved_at
+            and naive_utc(event.extra["interval_end"]) <= self.published_end
+        )
+
+
+def _watermarks(settings: Settings) -> Watermarks:
     from flywheel.warehouse import open_warehouse
 
     warehouse = open_warehouse(settings.warehouse_url)
-    loaded = published = None
+    loaded = published = resolved = None
     if warehouse.table_exists("raw.impressions"):
         newest = warehouse.read_arrow("select max(event_ts) as newest from raw.impressions").column(0)[0]
         if newest.as_py() is not None:
             loaded = newest.as_py().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     if warehouse.table_exists(PUBLICATIONS_TABLE):
-        published = warehouse.read_arrow(f"select max(interval_end) from {PUBLICATIONS_TABLE}").column(0)[0]
-        published = published.as_py()
-    return loaded, published
+        last = warehouse.read_arrow(
+            f"select interval_end, resolved_at from {PUBLICATIONS_TABLE} order by interval_end desc limit 1"
+        ).to_pylist()
+        if last:
+            published, resolved = last[0]["interval_end"], last[0]["resolved_at"]
+    return Watermarks(loaded, published, resolved)
 
 
 def record_publication(interval: Mapping[str, str], run_id: str, settings: Settings) -> None:
@@ -82,12 +114,14 @@ def record_publication(interval: Mapping[str, str], run_id: str, settings: Setti
         [
             ("interval_start", pa.timestamp("us")),
             ("interval_end", pa.timestamp("us")),
+            ("resolved_at", pa.timestamp("us")),
             ("run_id", pa.string()),
         ]
     )
     row = {
         "interval_start": naive_utc(interval["start"]),
         "interval_end": naive_utc(interval["end"]),
+        "resolved_at": naive_utc(interval.get("resolved_at") or datetime.now(UTC)),
         "run_id": run_id,
     }
     with open_warehouse(settings.warehouse_url).transaction() as conn:
