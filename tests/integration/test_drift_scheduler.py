@@ -54,3 +54,27 @@ def test_drift_fires_and_starts_training(home: Settings, monkeypatch: pytest.Mon
     delay = (parse_ts(run["start_date"]) - decided).total_seconds()
     print(f"drift decision -> train_model start: {delay:.1f} s (target < 30 s)")
     assert 0 < delay < 60
+
+
+def test_a_stationary_world_never_requests_training(home: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every hour after the model's training window, checked by the scheduler's own runs: no request.
+    prepare_drift_world(home, "none", hours=72, impressions_per_hour=600)
+    monkeypatch.setenv("FLYWHEEL_TRAIN_CRON", "")
+    first = START.replace(tzinfo=UTC) + timedelta(hours=48)  # windows [48,49) .. [71,72)
+
+    def setup(env):
+        queue_backfill(
+            env, "detect_drift", first, first + timedelta(hours=23), unpause=["detect_drift", "train_model"]
+        )
+
+    with AirflowProcesses(home, setup=setup) as procs:
+        api = admin_api(procs)
+        runs = api.wait_for_runs(
+            "detect_drift", 24, run_type="backfill", timeout=900, check=procs.check_alive
+        )
+        requests = api.asset_events(source_dag_id="detect_drift")
+        training = api.dag_runs("train_model")
+        api.close()
+
+    assert sorted(r["state"] for r in runs) == ["success"] * 24
+    assert requests == [] and training == []
