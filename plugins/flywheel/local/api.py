@@ -57,41 +57,6 @@ class AirflowAPI:
             raise RuntimeError(f"{method} {path} -> {response.status_code}: {response.text}")
         return response.json()
 
-    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                self.request("GET", f"/dags/{dag_id}")
-                return
-            except RuntimeError:
-                time.sleep(2)
-        raise TimeoutError(f"DAG {dag_id} not registered after {timeout:.0f}s: check the dag-processor log")
-
-    def set_paused(self, dag_id: str, paused: bool) -> None:
-        self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
-
-    def create_backfill(
-        self, dag_id: str, start: datetime, end: datetime, max_active_runs: int = 4
-    ) -> dict[str, Any]:
-        """Backfill runs whose logical dates lie in ``[start, end]``; completed runs are run again."""
-        body = {
-            "dag_id": dag_id,
-            "from_date": start.isoformat(),
-            "to_date": end.isoformat(),
-            "max_active_runs": max_active_runs,
-            "reprocess_behavior": "completed",
-        }
-        for attempt in range(20):
-            try:
-                return self.request("POST", "/backfills", json=body)
-            except RuntimeError as exc:
-                # On SQLite the api-server refuses (503) while the scheduler holds the database lock.
-                if "503" not in str(exc) or attempt == 19:
-                    raise
-                log.info("backfill creation deferred (database busy), retrying")
-                time.sleep(3)
-        raise AssertionError("unreachable")
-
     def trigger(self, dag_id: str, logical_date: datetime | None = None, conf: dict | None = None) -> str:
         body = {"logical_date": logical_date.isoformat() if logical_date else None, "conf": conf or {}}
         return self.request("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]

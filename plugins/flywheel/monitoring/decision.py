@@ -6,7 +6,8 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from flywheel.monitoring.drift import FEATURE_DRIFT_TABLE, naive_utc
+from flywheel.events import naive_utc
+from flywheel.monitoring.drift import FEATURE_DRIFT_TABLE
 from flywheel.warehouse import Warehouse
 from flywheel.warehouse.templates import render_sql
 

@@ -6,11 +6,12 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
 
+from flywheel.events import naive_utc
 from flywheel.monitoring.profiles import (
     PROFILE_SQL,
     checked_relation,
@@ -77,11 +78,6 @@ class FeatureDrift:
 def flag_type(warehouse: Warehouse) -> str:
     """The type feature_histogram.sql counts comparisons as: the fastest one each engine can cast to."""
     return "smallint" if warehouse.dialect == "duckdb" else "integer"
-
-
-def naive_utc(value: datetime) -> datetime:
-    """Warehouse timestamps are naive UTC; an aware time is converted, a naive one taken as UTC."""
-    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
 def compute_window_drift(

@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from flywheel.config import Settings, get_settings
+from flywheel.events import naive_utc
 from flywheel.monitoring.decision import Decision
-from flywheel.monitoring.drift import FeatureDrift, naive_utc
+from flywheel.monitoring.drift import FeatureDrift
 from flywheel.monitoring.performance import OnlinePerformance
 
 log = logging.getLogger(__name__)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from flywheel.config import Settings, get_settings
+from flywheel.events import naive_utc
 from flywheel.quality.errors import DataQualityError, GateFailed
 from flywheel.quality.messages import Failure, describe_failures
 from flywheel.quality.quarantine import record_validation
@@ -102,7 +103,7 @@ def run_gate(
     ``GateFailed`` naming each failed expectation. Running it again on the same interval is safe.
     """
     settings = settings or get_settings()
-    start, end = _naive_utc(start), _naive_utc(end)
+    start, end = naive_utc(start), naive_utc(end)
     if end <= start:
         raise DataQualityError(
             f"empty interval [{start}, {end}) for suite {suite_name}: end must be after start"
@@ -191,7 +192,3 @@ def _files_refused_by_ingest(warehouse: Warehouse, table: str, start: datetime, 
         render_sql(SQL_DIR / "ingest_quarantined_files.sql"), {"table_name": name, "start": start, "end": end}
     )
     return int(rows.to_pylist()[0]["files"])
-
-
-def _naive_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
