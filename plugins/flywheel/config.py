@@ -15,6 +15,16 @@ def _env_path(name: str, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
+def _env_location(name: str, default: Path) -> Path | str:
+    """A folder that may live in an object store: ``s3://...`` stays a URI string, a path is resolved."""
+    value = os.environ.get(name)
+    if value and "://" in value and not value.startswith("file://"):
+        return value.rstrip("/")
+    if value and value.startswith("file://"):
+        value = value.removeprefix("file://")
+    return Path(value).expanduser().resolve() if value else default
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where flywheel keeps its state; every command and DAG reads it from the environment.
@@ -27,7 +37,7 @@ class Settings:
     warehouse_url: str
     landing_dir: Path
     quarantine_dir: Path
-    artifacts_dir: Path
+    artifacts_dir: Path | str  # a local folder, or an object store URI string (s3://bucket/prefix)
     airflow_home: Path
     project_root: Path = field(default=PROJECT_ROOT)
 
@@ -42,7 +52,8 @@ class Settings:
     def ensure_dirs(self) -> None:
         """Create the folders this home needs; safe to call any number of times."""
         for path in (self.home, self.landing_dir, self.quarantine_dir, self.artifacts_dir, self.airflow_home):
-            path.mkdir(parents=True, exist_ok=True)
+            if isinstance(path, Path):  # an object store has no folders to create
+                path.mkdir(parents=True, exist_ok=True)
 
 
 def get_settings() -> Settings:
@@ -54,6 +65,6 @@ def get_settings() -> Settings:
         warehouse_url=warehouse_url,
         landing_dir=_env_path("FLYWHEEL_LANDING_DIR", home / "landing"),
         quarantine_dir=_env_path("FLYWHEEL_QUARANTINE_DIR", home / "quarantine"),
-        artifacts_dir=_env_path("FLYWHEEL_ARTIFACTS_DIR", home / "artifacts"),
+        artifacts_dir=_env_location("FLYWHEEL_ARTIFACTS_DIR", home / "artifacts"),
         airflow_home=_env_path("FLYWHEEL_AIRFLOW_HOME", home / "airflow"),
     )
