@@ -1,45 +1,201 @@
-"""Typed settings read from ``FLYWHEEL_*`` environment variables, with defaults that run on one machine."""
+"""Typed settings read from ``FLYWHEEL_*`` environment variables, with defaults that run on one machine.
+
+This is the only module that reads the environment: every variable is registered in :data:`VARIABLES`,
+parsed into a typed section of :class:`Settings`, and a bad value raises :class:`SettingsError`.
+"""
 
 from __future__ import annotations
 
+import math
 import os
+import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 #: The checkout holding ``dags/``, ``plugins/``, ``sql/`` and ``dbt/``.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
+#: Every environment variable flywheel reads; docs/configuration.md documents exactly these (a test checks).
+VARIABLES: tuple[str, ...] = (
+    "FLYWHEEL_HOME",
+    "FLYWHEEL_WAREHOUSE_URL",
+    "FLYWHEEL_LANDING_DIR",
+    "FLYWHEEL_QUARANTINE_DIR",
+    "FLYWHEEL_ARTIFACTS_DIR",
+    "FLYWHEEL_AIRFLOW_HOME",
+    "FLYWHEEL_AIRFLOW_DB_URL",
+    "FLYWHEEL_ONLINE_STORE",
+    "FLYWHEEL_REDIS_URL",
+    "FLYWHEEL_FEAST_PROJECT",
+    "FLYWHEEL_TRAIN_CRON",
+    "FLYWHEEL_TRAIN_BUDGET",
+    "FLYWHEEL_TRAIN_MAX_EPOCHS",
+    "FLYWHEEL_TRAIN_WORKDIR",
+    "FLYWHEEL_TRAINER_IMAGE",
+    "FLYWHEEL_TRAINER_NAMESPACE",
+    "FLYWHEEL_TRAINER_SECRET",
+    "FLYWHEEL_TRAINER_PVC",
+    "FLYWHEEL_TRAINER_MOUNT",
+    "FLYWHEEL_TRAINER_SERVICE_ACCOUNT",
+    "FLYWHEEL_KUBERNETES_CONN_ID",
+    "FLYWHEEL_DRIFT_PSI",
+    "FLYWHEEL_DRIFT_SUSTAINED_PSI",
+    "FLYWHEEL_DRIFT_SUSTAINED_WINDOWS",
+    "FLYWHEEL_DRIFT_COOLDOWN_HOURS",
+    "FLYWHEEL_PUSHGATEWAY_URL",
+)
 
-def _env_path(name: str, default: Path) -> Path:
-    value = os.environ.get(name)
+#: Online stores flywheel supports: the embedded default and the production backend.
+ONLINE_STORES = ("sqlite", "redis")
+# Feast's rule for project names; hyphens are left out because Redis key patterns match on the name.
+_FEAST_PROJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")
+_K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # RFC 1123 label: namespaces
+_CRON_ALIASES = {"@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight"}
+
+
+class SettingsError(ValueError):
+    """A ``FLYWHEEL_*`` variable holds a value flywheel cannot use; says which, what, and a good value."""
+
+    def __init__(self, name: str, value: str, problem: str, example: str) -> None:
+        self.name, self.value, self.example = name, value, example
+        fix = f"set e.g. {name}={example}, or unset it for the default"
+        super().__init__(f"{name}={value!r} {problem}; {fix}")
+
+
+def _raw(name: str) -> str | None:
+    if name not in VARIABLES:  # a programming error: register (and document) the variable first
+        raise KeyError(f"{name} is not in flywheel.config.VARIABLES")
+    return os.environ.get(name)
+
+
+def _text(name: str, default: str) -> str:
+    value = (_raw(name) or "").strip()
+    return value or default
+
+
+def _optional(name: str) -> str | None:
+    return (_raw(name) or "").strip() or None
+
+
+def _path(name: str, default: Path) -> Path:
+    value = _optional(name)
     return Path(value).expanduser().resolve() if value else default
 
 
-def _env_location(name: str, default: Path) -> Path | str:
-    """A folder that may live in an object store: ``s3://...`` stays a URI string, a path is resolved."""
-    value = os.environ.get(name)
-    if value and "://" in value and not value.startswith("file://"):
-        return value.rstrip("/")
-    if value and value.startswith("file://"):
-        value = value.removeprefix("file://")
-    return Path(value).expanduser().resolve() if value else default
+def _int(name: str, default: int, low: int, high: int | None = None, example: int | None = None) -> int:
+    text = _optional(name)
+    if text is None:
+        return default
+    bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        raise SettingsError(name, text, f"is not a whole number {bounds}", str(example or default))
+    return value
+
+
+def _float(name: str, default: float, low: float, *, above: bool = False) -> float:
+    text = _optional(name)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < low or (above and value == low):
+        bounds = f"{'above' if above else 'of at least'} {low:g}"
+        raise SettingsError(name, text, f"is not a number {bounds}", f"{default:g}")
+    return value
+
+
+def _url(name: str, default: str | None, schemes: tuple[str, ...] | None, example: str) -> str | None:
+    """A ``scheme://...`` URL (or None when unset and no default); ``schemes`` limits the scheme."""
+    text = _optional(name)
+    if text is None:
+        return default
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+    if not scheme or (schemes is not None and scheme not in schemes):
+        article = "an" if schemes and schemes[0][0] in "aeiouh" else "a"
+        wanted = f"{article} {' or '.join(schemes)} URL" if schemes else "a URL (scheme://...)"
+        raise SettingsError(name, text, f"is not {wanted}", example)
+    return text
+
+
+@dataclass(frozen=True)
+class DriftRule:
+    """When ``detect_drift`` requests retraining (docs/monitoring.md; keep prometheus/rules.yml in step)."""
+
+    psi_threshold: float = 0.2
+    sustained_threshold: float = 0.1
+    sustained_windows: int = 2
+    cooldown_hours: float = 6.0
+
+
+@dataclass(frozen=True)
+class TrainingDefaults:
+    """``train_model``'s schedule and the form defaults its scheduled runs use (docs/training.md)."""
+
+    cron: str = "0 3 * * 1"  # empty: drift (the asset) is the only trigger
+    budget: int = 8
+    max_epochs: int = 8
+    workdir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
+
+
+@dataclass(frozen=True)
+class TrainerPod:
+    """Where and as whom the Kubernetes trainer pod runs (``FLYWHEEL_TRAINER_*``)."""
+
+    image: str = "flywheel-trainer:latest"
+    namespace: str = "flywheel"
+    kubernetes_conn_id: str = "kubernetes_default"
+    secret_name: str | None = None
+    pvc_claim_name: str | None = None
+    mount_path: str = "/flywheel"
+    service_account_name: str | None = None
+
+
+@dataclass(frozen=True)
+class FeatureStoreBackend:
+    """Feast's project and online store (docs/feature-store.md)."""
+
+    online_store: str = "sqlite"
+    project: str = "flywheel"
+    redis_url: str = "127.0.0.1:6379"
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """Where the drift check's metrics go besides the textfile."""
+
+    pushgateway_url: str | None = None
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Where flywheel keeps its state; every command and DAG reads it from the environment.
+    """Where flywheel keeps its state and how each stage is tuned; read from the environment.
 
     ``home`` holds the warehouse file, artifacts, the landing zone and Airflow's home, so a test or a
-    parallel run that sets ``FLYWHEEL_HOME`` gets a world of its own.
+    parallel run that sets ``FLYWHEEL_HOME`` gets a world of its own. Stages get a section each
+    (evaluation and serving add theirs the same way).
     """
 
     home: Path
     warehouse_url: str
     landing_dir: Path
     quarantine_dir: Path
-    artifacts_dir: Path | str  # a local folder, or an object store URI string (s3://bucket/prefix)
+    artifacts_dir: Path
     airflow_home: Path
     project_root: Path = field(default=PROJECT_ROOT)
+    airflow_db_url: str | None = None
+    drift: DriftRule = field(default_factory=DriftRule)
+    training: TrainingDefaults = field(default_factory=TrainingDefaults)
+    trainer: TrainerPod = field(default_factory=TrainerPod)
+    feature_store: FeatureStoreBackend = field(default_factory=FeatureStoreBackend)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     @property
     def dags_folder(self) -> Path:
@@ -52,19 +208,110 @@ class Settings:
     def ensure_dirs(self) -> None:
         """Create the folders this home needs; safe to call any number of times."""
         for path in (self.home, self.landing_dir, self.quarantine_dir, self.artifacts_dir, self.airflow_home):
-            if isinstance(path, Path):  # an object store has no folders to create
-                path.mkdir(parents=True, exist_ok=True)
+            path.mkdir(parents=True, exist_ok=True)
+
+
+def _drift_rule() -> DriftRule:
+    d = DriftRule
+    return DriftRule(
+        psi_threshold=_float("FLYWHEEL_DRIFT_PSI", d.psi_threshold, 0.0, above=True),
+        sustained_threshold=_float("FLYWHEEL_DRIFT_SUSTAINED_PSI", d.sustained_threshold, 0.0, above=True),
+        sustained_windows=_int("FLYWHEEL_DRIFT_SUSTAINED_WINDOWS", d.sustained_windows, 1),
+        cooldown_hours=_float("FLYWHEEL_DRIFT_COOLDOWN_HOURS", d.cooldown_hours, 0.0),
+    )
+
+
+def _training_defaults() -> TrainingDefaults:
+    cron = _raw("FLYWHEEL_TRAIN_CRON")
+    cron = TrainingDefaults.cron if cron is None else " ".join(cron.split())
+    if cron and cron not in _CRON_ALIASES and len(cron.split()) != 5:
+        raise SettingsError(
+            "FLYWHEEL_TRAIN_CRON", cron, "is not a cron expression of five fields", '"0 3 * * 1"'
+        )
+    workdir = _optional("FLYWHEEL_TRAIN_WORKDIR")
+    # Bounds are those of train_model's form (its Params): a default outside them fails every run.
+    return TrainingDefaults(
+        cron=cron,
+        budget=_int("FLYWHEEL_TRAIN_BUDGET", TrainingDefaults.budget, 1, 200),
+        max_epochs=_int("FLYWHEEL_TRAIN_MAX_EPOCHS", TrainingDefaults.max_epochs, 1, 100),
+        **({"workdir": Path(workdir).expanduser()} if workdir else {}),
+    )
+
+
+def _trainer_pod() -> TrainerPod:
+    t = TrainerPod
+    namespace = _text("FLYWHEEL_TRAINER_NAMESPACE", t.namespace)
+    if len(namespace) > 63 or not _K8S_NAME.match(namespace):
+        raise SettingsError(
+            "FLYWHEEL_TRAINER_NAMESPACE", namespace, "is not a Kubernetes namespace name", "flywheel"
+        )
+    mount_path = _text("FLYWHEEL_TRAINER_MOUNT", t.mount_path)
+    if not mount_path.startswith("/"):
+        raise SettingsError("FLYWHEEL_TRAINER_MOUNT", mount_path, "is not an absolute path", t.mount_path)
+    return TrainerPod(
+        image=_text("FLYWHEEL_TRAINER_IMAGE", t.image),
+        namespace=namespace,
+        kubernetes_conn_id=_text("FLYWHEEL_KUBERNETES_CONN_ID", t.kubernetes_conn_id),
+        secret_name=_optional("FLYWHEEL_TRAINER_SECRET"),
+        pvc_claim_name=_optional("FLYWHEEL_TRAINER_PVC"),
+        mount_path=mount_path,
+        service_account_name=_optional("FLYWHEEL_TRAINER_SERVICE_ACCOUNT"),
+    )
+
+
+def _feature_store_backend() -> FeatureStoreBackend:
+    f = FeatureStoreBackend
+    online_store = _text("FLYWHEEL_ONLINE_STORE", f.online_store).lower()
+    if online_store not in ONLINE_STORES:
+        raise SettingsError(
+            "FLYWHEEL_ONLINE_STORE", online_store, f"is not one of {', '.join(ONLINE_STORES)}", "redis"
+        )
+    project = _text("FLYWHEEL_FEAST_PROJECT", f.project)
+    if not _FEAST_PROJECT.match(project):
+        raise SettingsError(
+            "FLYWHEEL_FEAST_PROJECT",
+            project,
+            "is not a Feast project name (letters, digits, underscores; starting with a letter or digit)",
+            f.project,
+        )
+    redis_url = _text("FLYWHEEL_REDIS_URL", f.redis_url)
+    if "://" in redis_url:
+        _url("FLYWHEEL_REDIS_URL", None, ("redis", "rediss"), "redis://cache:6379/0")
+        if not urlsplit(redis_url).hostname:
+            raise SettingsError("FLYWHEEL_REDIS_URL", redis_url, "names no host", "redis://cache:6379/0")
+    return FeatureStoreBackend(online_store=online_store, project=project, redis_url=redis_url)
+
+
+def _metrics() -> MetricsSettings:
+    url = _optional("FLYWHEEL_PUSHGATEWAY_URL")
+    if url and "://" in url:  # host:port alone is fine too: prometheus_client assumes http
+        _url("FLYWHEEL_PUSHGATEWAY_URL", None, ("http", "https"), "http://127.0.0.1:9091")
+    return MetricsSettings(pushgateway_url=url)
 
 
 def get_settings() -> Settings:
-    """Read settings from the environment now (not cached: tests and CLI flags change it)."""
-    home = _env_path("FLYWHEEL_HOME", PROJECT_ROOT / ".flywheel")
-    warehouse_url = os.environ.get("FLYWHEEL_WAREHOUSE_URL") or f"duckdb:///{home / 'warehouse.duckdb'}"
+    """Read settings from the environment now (not cached: tests and CLI flags change it).
+
+    Raises :class:`SettingsError` for the first malformed variable, whichever section it belongs to.
+    """
+    home = _path("FLYWHEEL_HOME", PROJECT_ROOT / ".flywheel")
+    warehouse_url = _url(
+        "FLYWHEEL_WAREHOUSE_URL", f"duckdb:///{home / 'warehouse.duckdb'}", None, "duckdb:///abs/path.duckdb"
+    )
+    airflow_home = _path("FLYWHEEL_AIRFLOW_HOME", home / "airflow")
     return Settings(
         home=home,
-        warehouse_url=warehouse_url,
-        landing_dir=_env_path("FLYWHEEL_LANDING_DIR", home / "landing"),
-        quarantine_dir=_env_path("FLYWHEEL_QUARANTINE_DIR", home / "quarantine"),
-        artifacts_dir=_env_location("FLYWHEEL_ARTIFACTS_DIR", home / "artifacts"),
-        airflow_home=_env_path("FLYWHEEL_AIRFLOW_HOME", home / "airflow"),
+        warehouse_url=warehouse_url or "",
+        landing_dir=_path("FLYWHEEL_LANDING_DIR", home / "landing"),
+        quarantine_dir=_path("FLYWHEEL_QUARANTINE_DIR", home / "quarantine"),
+        artifacts_dir=_path("FLYWHEEL_ARTIFACTS_DIR", home / "artifacts"),
+        airflow_home=airflow_home,
+        airflow_db_url=_url(
+            "FLYWHEEL_AIRFLOW_DB_URL", None, None, "postgresql+psycopg2://postgres@127.0.0.1:5432/airflow"
+        ),
+        drift=_drift_rule(),
+        training=_training_defaults(),
+        trainer=_trainer_pod(),
+        feature_store=_feature_store_backend(),
+        metrics=_metrics(),
     )
