@@ -42,10 +42,10 @@ def main() -> int:
         api = admin_api(procs)
         window_end = (START + timedelta(hours=50)).isoformat()
         api.trigger("detect_drift", conf={"window_end": window_end})
-        request = api.wait_for_asset_event(
-            lambda e: True, watch_dag="detect_drift", source_dag_id="detect_drift", check=procs.check_alive
+        ti, request = api.wait_for_task_result(
+            "detect_drift", "request_retrain", lambda value: bool(value), check=procs.check_alive
         )
-        decided = retrain_decision_time(api, request)
+        decided = retrain_decision_time(api, ti["dag_run_id"])
         started = None
         deadline = time.monotonic() + 300
         while started is None and time.monotonic() < deadline:
@@ -61,7 +61,7 @@ def main() -> int:
         f"drift decision -> train_model start: {delay:.1f} s; "
         f"/ {TARGET_S:.0f} s target = {delay / TARGET_S:.2f}"
     )
-    print(f"drifting features: {request['extra']['features']}")
+    print(f"drifting features: {request['features']}")
     return 0 if delay < TARGET_S else 1
 
 

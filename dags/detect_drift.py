@@ -55,7 +55,9 @@ def detect_drift():
     def request_retrain(summary, run_id=None, outlet_events=None):
         from flywheel.monitoring.drift_dag_tasks import record_request
 
-        outlet_events[RETRAIN_REQUESTED].extra = record_request(summary, run_id)
+        request = record_request(summary, run_id)
+        outlet_events[RETRAIN_REQUESTED].extra = request
+        return request
 
     summary = check_window()
     should_retrain(summary) >> request_retrain(summary)

@@ -38,13 +38,12 @@ def test_raw_events_start_build_features_which_publishes_online_features(home: S
     with AirflowProcesses(home, setup=setup) as procs:
         api = admin_api(procs)
         api.wait_for_runs("ingest_events", HOURS, run_type="backfill", timeout=600, check=procs.check_alive)
-        published = api.wait_for_asset_event(
-            lambda e: (
-                datetime.fromisoformat((e.get("extra") or {}).get("end", "1970-01-01"))
-                >= START + timedelta(hours=HOURS)
+        _ti, published = api.wait_for_task_result(
+            "build_features",
+            "publish_features",
+            lambda value: (
+                bool(value) and datetime.fromisoformat(value["end"]) >= START + timedelta(hours=HOURS)
             ),
-            watch_dag="build_features",
-            source_dag_id="build_features",
             timeout=900,
             check=procs.check_alive,
         )
@@ -62,7 +61,7 @@ def test_raw_events_start_build_features_which_publishes_online_features(home: S
         "publish_features",
     } <= task_ids
     assert all(t["state"] == "success" for t in ti["task_instances"])
-    assert published["extra"]["materialized"]["user_features"] > 0
+    assert published["materialized"]["user_features"] > 0
 
     wh = open_warehouse(home.warehouse_url)
     latest = wh.read_arrow(

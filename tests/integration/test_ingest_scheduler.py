@@ -66,12 +66,9 @@ def test_backfill_loads_every_hour_through_the_scheduler(
         assert sorted(r["state"] for r in runs) == ["success"] * HOURS
         broken_run = next(r for r in runs if r["logical_date"].startswith("2026-01-01T01:00"))
         task_log = api.task_log("ingest_events", broken_run["dag_run_id"], "load_events")
-        events = api.request("GET", "/assets/events", params={"limit": 100})["asset_events"]
         api.close()
 
     assert "part-broken.parquet" in task_log and "unreadable Parquet file" in task_log
-    raw_events = [e for e in events if e["name"] == "raw_events" or e.get("uri", "").endswith("raw/events")]
-    assert len(raw_events) >= HOURS
     wh = open_warehouse(settings.warehouse_url)
     for table, n in expected.items():
         assert wh.read_arrow(f"select count(*) as n from raw.{table}").column("n")[0].as_py() == n

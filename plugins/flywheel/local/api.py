@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -109,34 +110,72 @@ class AirflowAPI:
             "POST", "/assets/events", json={"asset_id": matches[0]["id"], "extra": extra or {}}
         )
 
-    def asset_events(self, **filters: Any) -> list[dict[str, Any]]:
-        """Asset events, newest first, filtered by e.g. ``source_dag_id`` or ``asset_id``."""
-        params = {"limit": 100, "order_by": "-timestamp", **filters}
-        return self.request("GET", "/assets/events", params=params)["asset_events"]
+    def task_instances(self, dag_id: str, task_id: str, **filters: Any) -> list[dict[str, Any]]:
+        """Instances of ``task_id`` across every run of ``dag_id`` (e.g. ``state="success"``)."""
+        params = {"task_id": task_id, "limit": 100, **filters}
+        found: list[dict[str, Any]] = []
+        while True:
+            page = self.request(
+                "GET", f"/dags/{dag_id}/dagRuns/~/taskInstances", params={**params, "offset": len(found)}
+            )
+            found += page["task_instances"]
+            if not page["task_instances"] or len(found) >= page["total_entries"]:
+                return found
 
-    def wait_for_asset_event(
+    def task_result(self, dag_id: str, run_id: str, task_id: str) -> Any:
+        """What a finished task returned (its ``return_value`` XCom), as JSON."""
+        entry = self.request(
+            "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
+        )
+        value = entry.get("value")
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        return value
+
+    def wait_for_task_result(
         self,
-        done: Callable[[dict[str, Any]], bool],
+        dag_id: str,
+        task_id: str,
+        done: Callable[[Any], bool],
         *,
-        watch_dag: str,
         timeout: float = 1800,
         check: Callable[[], None] | None = None,
-        **filters: Any,
-    ) -> dict[str, Any]:
-        """Poll until an asset event satisfies ``done``; fail early when a run of ``watch_dag`` fails."""
+    ) -> tuple[dict[str, Any], Any]:
+        """Poll until a successful ``task_id`` of ``dag_id`` returned a value satisfying ``done``; that task
+        instance and its value. Fails early when a run of ``dag_id`` fails.
+
+        The loop is followed through task results, never by listing asset events: Airflow 3.3.2 answers
+        500 on ``GET /assets/events`` while a run an event created is still queued (apache/airflow#71360).
+        """
         deadline = time.monotonic() + timeout
+        seen: set[str] = set()
         while time.monotonic() < deadline:
             if check:
                 check()
-            for event in self.asset_events(**filters):
-                if done(event):
-                    return event
-            failed = self.dag_runs(watch_dag, state="failed")
+            for ti in self.task_instances(dag_id, task_id, state="success"):
+                if ti["dag_run_id"] in seen:
+                    continue
+                seen.add(ti["dag_run_id"])
+                value = self.task_result(dag_id, ti["dag_run_id"], task_id)
+                if done(value):
+                    return ti, value
+            failed = self.dag_runs(dag_id, state="failed")
             if failed:
                 ids = ", ".join(r["dag_run_id"] for r in failed)
-                raise RuntimeError(f"{watch_dag} run(s) failed: {ids}; see their task logs in the UI")
-            time.sleep(5)
-        raise TimeoutError(f"no matching asset event from {watch_dag} after {timeout:.0f}s")
+                raise RuntimeError(f"{dag_id} run(s) failed: {ids}; see their task logs in the UI")
+            time.sleep(3)
+        raise TimeoutError(f"no {dag_id}.{task_id} result matched after {timeout:.0f}s")
+
+    def clear_run(self, dag_id: str, run_id: str) -> None:
+        """Clear every task of a run (as the UI's Clear does), so the scheduler runs it again."""
+        self.request(
+            "POST",
+            f"/dags/{dag_id}/clearTaskInstances",
+            json={"dry_run": False, "dag_run_id": run_id, "only_failed": False, "reset_dag_runs": True},
+        )
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
         """The task's log as text, one structured entry per line."""

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from flywheel.config import Settings, get_settings
-from flywheel.events import EVENT_SCHEMAS
+from flywheel.events import EVENT_SCHEMAS, naive_utc
 from flywheel.local.api import AirflowAPI
 from flywheel.local.processes import AirflowProcesses, admin_api, queue_backfill
 from flywheel.warehouse import open_warehouse
@@ -128,56 +128,54 @@ def _ingest_and_build_features(api: AirflowAPI, procs: AirflowProcesses, hours: 
         raise RuntimeError(f"ingest_events run(s) failed: {', '.join(failed)}")
     demo_end = DEMO_START + timedelta(hours=hours)
     _say("waiting for build_features (gates, dbt models, Feast) to publish the last hour ...")
-    published = api.wait_for_asset_event(
-        lambda e: datetime.fromisoformat((e.get("extra") or {}).get("end", "1970-01-01")) >= demo_end,
-        watch_dag="build_features",
-        source_dag_id="build_features",
+    _ti, published = api.wait_for_task_result(
+        "build_features",
+        "publish_features",
+        lambda value: bool(value) and naive_utc(value["end"]) >= demo_end,
         check=procs.check_alive,
     )
     runs = api.dag_runs("build_features")
     _say(
         f"  build_features: {len(runs)} run(s) {_states(runs)}; features published up to "
-        f"{published['extra']['end']}: {published['extra'].get('materialized')}"
+        f"{published['end']}: {published.get('materialized')}"
     )
 
 
 def _wait_for_training(api: AirflowAPI, procs: AirflowProcesses, count: int) -> dict:
+    """The ``register_candidate`` result of the ``count``-th train_model run."""
     runs = api.wait_for_runs("train_model", count, timeout=1800, check=procs.check_alive)
     run = runs[-1]
     if run["state"] != "success":
         raise RuntimeError(f"train_model run {run['dag_run_id']} failed")
-    return api.request(
-        "GET", f"/dags/train_model/dagRuns/{run['dag_run_id']}/taskInstances/register_candidate"
-    )
+    return api.task_result("train_model", run["dag_run_id"], "register_candidate")
 
 
 def _first_model(api: AirflowAPI, procs: AirflowProcesses, drift_at: int) -> None:
     window_end = DEMO_START + timedelta(hours=drift_at)
     _say(f"training the first model on the 24 h before hour {drift_at} (train_model, Ray Tune) ...")
     api.trigger("train_model", conf={"window_end": window_end.isoformat(), "window_hours": 24})
-    _wait_for_training(api, procs, 1)
-    _say(f"  {_latest_model_line()}")
+    _say(f"  {_model_line(_wait_for_training(api, procs, 1))}")
 
 
 def _drift_and_retrain(api: AirflowAPI, procs: AirflowProcesses, drift_at: int, hours: int) -> None:
     _say(f"detect_drift on the hours after the onset (hour {drift_at}) ...")
     for hour in range(drift_at + 1, min(drift_at + 4, hours + 1)):
         api.trigger("detect_drift", conf={"window_end": (DEMO_START + timedelta(hours=hour)).isoformat()})
-    request = api.wait_for_asset_event(
-        lambda e: True, watch_dag="detect_drift", source_dag_id="detect_drift", check=procs.check_alive
+    # Followed through the request task's result: the warehouse has one writer, and listing asset events
+    # fails in Airflow 3.3.2 while the run the event created is queued.
+    _ti, request = api.wait_for_task_result(
+        "detect_drift", "request_retrain", lambda value: bool(value), check=procs.check_alive
     )
-    drifting = ", ".join(f"{f} PSI {v:.2f}" for f, v in request["extra"]["features"].items())
-    _say(f"  drift confirmed in the window ending {request['extra']['window_end']}: {drifting}")
+    drifting = ", ".join(f"{f} PSI {v:.2f}" for f, v in request["features"].items())
+    _say(f"  drift confirmed in the window ending {request['window_end']}: {drifting}")
     _say("  retrain_requested -> train_model (asset-triggered) ...")
-    _wait_for_training(api, procs, 2)
-    _say(f"  {_latest_model_line()}")
+    _say(f"  {_model_line(_wait_for_training(api, procs, 2))}")
 
 
-def _latest_model_line() -> str:
-    from flywheel.training.registry import latest
-
-    model = latest()
-    return f"registered {model.version} ({model.status}): validation AUC {model.metrics['val_auc']:.4f}"
+def _model_line(registered: dict) -> str:
+    auc = registered.get("val_auc")
+    score = f"validation AUC {auc:.4f}" if auc is not None else "no validation AUC"
+    return f"registered candidate {registered.get('version')}: {score}"
 
 
 def _print_summary(settings: Settings) -> None:

@@ -62,9 +62,8 @@ def parse_ts(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def retrain_decision_time(api: Any, request: dict[str, Any]) -> datetime:
-    """When the rule and the debounce decided, for a ``retrain_requested`` event: the end of its
-    ``detect_drift`` run's ``should_retrain`` task."""
-    run_id = request["source_run_id"]
+def retrain_decision_time(api: Any, run_id: str) -> datetime:
+    """When the rule and the debounce decided, for the ``detect_drift`` run that requested retraining:
+    the end of its ``should_retrain`` task."""
     ti = api.request("GET", f"/dags/detect_drift/dagRuns/{run_id}/taskInstances/should_retrain")
     return parse_ts(ti["end_date"])
