@@ -131,10 +131,17 @@ def record_publication(interval: Mapping[str, str], run_id: str, settings: Setti
 
 
 def _run_gates(suites: Iterable[str], hours: list[datetime], run_id: str, settings: Settings) -> int:
-    """Run every suite on every hour, then fail once listing every failed gate; return how many passed."""
-    from flywheel.quality import DataQualityError, GateFailed, run_gate
+    """Run every suite on every hour, then fail once listing every failed gate; return how many passed.
 
-    failures: list[str] = []
+    Bad data raises Airflow's fail-now exception (``GatesFailed`` as its cause): a retry would only
+    re-check a partition already set aside. Any other error (the warehouse unreachable, a broken suite)
+    propagates as itself, so the task's retries still apply.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from flywheel.quality import GateFailed, GatesFailed, run_gate
+
+    failed: list[GateFailed] = []
     passed = 0
     for suite in suites:
         for hour in hours:
@@ -142,13 +149,14 @@ def _run_gates(suites: Iterable[str], hours: list[datetime], run_id: str, settin
             try:
                 result = run_gate(suite, start=hour, end=end, settings=settings, run_id=run_id)
             except GateFailed as exc:
-                failures.append(str(exc))
+                failed.append(exc)
                 continue
             passed += 1
             log.info("gate passed: %s", result.summary())
-    if failures:
+    if failed:
         # Every gate ran first, so each failing partition is already in quarantine when the run stops.
-        raise DataQualityError(f"{len(failures)} quality gate(s) failed:\n" + "\n".join(failures))
+        error = GatesFailed([exc.result for exc in failed])
+        raise AirflowFailException(str(error)) from error
     return passed
 
 

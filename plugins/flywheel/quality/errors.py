@@ -18,3 +18,12 @@ class GateFailed(DataQualityError):
     def __init__(self, result: GateResult) -> None:
         super().__init__(result.summary())
         self.result = result
+
+
+class GatesFailed(DataQualityError):
+    """Several gates of one task failed; ``results`` holds each one's ``GateResult``."""
+
+    def __init__(self, results: list[GateResult]) -> None:
+        lines = "\n".join(result.summary() for result in results)
+        super().__init__(f"{len(results)} quality gate(s) failed:\n{lines}")
+        self.results = results

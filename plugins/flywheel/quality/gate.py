@@ -11,13 +11,14 @@ from typing import Any
 from flywheel.config import Settings, get_settings
 from flywheel.events import naive_utc
 from flywheel.quality.errors import DataQualityError, GateFailed
-from flywheel.quality.messages import Failure, describe_failures
-from flywheel.quality.quarantine import record_validation
+from flywheel.quality.messages import EXAMPLES, Failure, describe_failures
+from flywheel.quality.quarantine import VALIDATIONS_TABLE, record_validation
 from flywheel.quality.row_count import RowCountBounds, row_count_bounds
-from flywheel.quality.suites import load_gated_table
+from flywheel.quality.suites import GatedTable, load_gated_table
 from flywheel.quality.validate import validate_partition
 from flywheel.warehouse.base import Warehouse
 from flywheel.warehouse.connect import open_warehouse
+from flywheel.warehouse.ingest import LOADS_TABLE
 from flywheel.warehouse.ingest import QUARANTINE_TABLE as INGEST_QUARANTINE_TABLE
 from flywheel.warehouse.templates import render_sql
 
@@ -128,39 +129,43 @@ def run_gate(
             f"{gated.path} uses suite parameter(s) {', '.join(sorted(missing))}; "
             f"the gate provides {', '.join(sorted(parameters))}"
         )
+    # Verdicts GX cannot see in the partition: read before this run records its own validation.
+    refused = _open_refusals(warehouse, gated.table, start, end)
+    held = _failures_outside_the_partition(warehouse, gated, start, end, refused)
     validation = validate_partition(gated, start, end, parameters, settings=settings, run_id=run_id)
     failures = describe_failures(validation.results, bounds)
     row_count = _row_count(validation.results)
     # Only a verdict on the data moves data: when every failure is GX unable to evaluate (a query error),
     # the partition stays where it is and the gate errors instead.
-    unevaluated = bool(failures) and all(f.error for f in failures)
+    unevaluated = bool(failures) and all(f.error for f in failures) and not held
+    failures = held + failures
+    success = validation.success and not held
     moved = record_validation(
         warehouse,
         gated,
         start,
         end,
         run_id=run_id,
-        success=validation.success,
+        success=success,
         row_count=row_count,
         failures=failures,
-        set_aside=not validation.success and not unevaluated,
+        set_aside=not success and not unevaluated,
     )
-    refused = 0 if validation.success else _files_refused_by_ingest(warehouse, gated.table, start, end)
     result = GateResult(
         suite=gated.suite,
         table=gated.table,
         start=start,
         end=end,
         run_id=run_id,
-        success=validation.success,
+        success=success,
         row_count=row_count,
         bounds=bounds,
         statistics=validation.statistics,
         failures=tuple(failures),
         rows_quarantined=moved,
-        quarantine_table=None if validation.success else gated.quarantine_table,
+        quarantine_table=None if success else gated.quarantine_table,
         data_docs_page=validation.data_docs_page,
-        files_quarantined_by_ingest=refused,
+        files_quarantined_by_ingest=len(refused),
         parameters=parameters,
     )
     if unevaluated:
@@ -184,11 +189,65 @@ def _row_count(results: list[Any]) -> int | None:
     return None
 
 
-def _files_refused_by_ingest(warehouse: Warehouse, table: str, start: datetime, end: datetime) -> int:
+def _failures_outside_the_partition(
+    warehouse: Warehouse, gated: GatedTable, start: datetime, end: datetime, refused: list[dict[str, Any]]
+) -> list[Failure]:
+    """What fails a raw hour whatever its rows say: files ingest refused, or rows a gate set aside.
+
+    Without these a partition could pass by being empty: a low-volume table accepts 0 rows (its bounds
+    start at 0), so a refused file, or a retry after the partition was moved out, would pass the hour.
+    """
+    failures = []
+    if refused:
+        files = "; ".join(f"{r['file_path']} ({r['reason']})" for r in refused[:EXAMPLES])
+        more = f"; and {len(refused) - EXAMPLES} more" if len(refused) > EXAMPLES else ""
+        failures.append(
+            Failure(
+                "refused_by_ingest",
+                None,
+                len(refused),
+                f"{len(refused)} file(s) of this hour refused by ingest: {files}{more}; re-land each "
+                "repaired under the same name (or, to accept the loss, set its resolved_at in "
+                "quarantine.files)",
+            )
+        )
+    set_aside = _set_aside_since_last_load(warehouse, gated, start, end)
+    if set_aside:
+        failures.append(
+            Failure(
+                "set_aside_since_last_load",
+                None,
+                set_aside["rows_quarantined"],
+                f"run {set_aside['run_id']} moved {set_aside['rows_quarantined']} row(s) of this interval to "
+                f"{gated.quarantine_table} at {set_aside['validated_at']:%Y-%m-%d %H:%M:%S} and "
+                "ingest_events has not loaded it since",
+            )
+        )
+    return failures
+
+
+def _open_refusals(warehouse: Warehouse, table: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
     schema, _, name = table.partition(".")
     if schema != "raw" or not warehouse.table_exists(INGEST_QUARANTINE_TABLE):
-        return 0
-    rows = warehouse.read_arrow(
+        return []
+    return warehouse.read_arrow(
         render_sql(SQL_DIR / "ingest_quarantined_files.sql"), {"table_name": name, "start": start, "end": end}
-    )
-    return int(rows.to_pylist()[0]["files"])
+    ).to_pylist()
+
+
+def _set_aside_since_last_load(
+    warehouse: Warehouse, gated: GatedTable, start: datetime, end: datetime
+) -> dict[str, Any] | None:
+    if gated.on_failure != "move" or not warehouse.table_exists(VALIDATIONS_TABLE):
+        return None
+    # Without raw.loads (a warehouse ingested before it existed) a set-aside counts until ingest reloads.
+    rows = warehouse.read_arrow(
+        render_sql(SQL_DIR / "set_aside_since_last_load.sql", with_loads=warehouse.table_exists(LOADS_TABLE)),
+        {
+            "suite": gated.suite,
+            "table_name": gated.table.partition(".")[2],
+            "start": start,
+            "end": end,
+        },
+    ).to_pylist()
+    return rows[0] if rows else None

@@ -28,11 +28,12 @@ class LandedFile:
     path: Path
 
 
-def read_landed(file: LandedFile) -> pa.Table:
+def read_landed(file: LandedFile) -> tuple[pa.Table, list[str]]:
     """Read a file and conform it to its table's schema, or raise ``BadFile`` saying why not.
 
-    Extra columns are dropped (producers may add fields before the warehouse does); missing columns,
-    values that do not cast safely, and events outside the file's hour are refused.
+    Returns the conformed rows and the names of the extra columns dropped (producers may add fields
+    before the warehouse does; the caller warns). Missing columns, values that do not cast safely,
+    and events outside the file's hour are refused.
     """
     expected = EVENT_SCHEMAS[file.table]
     try:
@@ -55,7 +56,7 @@ def read_landed(file: LandedFile) -> pa.Table:
             ) from exc
     conformed = pa.Table.from_arrays(columns, schema=expected)
     _check_hour(conformed, file)
-    return conformed
+    return conformed, [name for name in table.column_names if name not in expected.names]
 
 
 def _check_hour(table: pa.Table, file: LandedFile) -> None:

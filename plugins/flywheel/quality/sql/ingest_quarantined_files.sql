@@ -1,4 +1,15 @@
-{# Files ingest refused for this interval: a raw partition that arrives short often has its rows here. #}
-select count(*) as files
+{# Files ingest refused that belong to this interval and are still open: each is recorded against the hour
+   it was filed under, so a refusal counts for that hour's gate and no other. A refusal closes when a file
+   loads from the same landing path (resolved_at). Distinct paths: a file refused twice counts once.
+   Parameters: :table_name (without schema), :start, :end. #}
+select
+    file_path,
+    max(reason) as reason
 from quarantine.files
-where table_name = :table_name and interval_start < :end and interval_end > :start
+where
+    table_name = :table_name
+    and interval_start >= :start
+    and interval_end <= :end
+    and resolved_at is null
+group by file_path
+order by file_path
