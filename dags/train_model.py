@@ -16,15 +16,17 @@ Trigger with a form to change the budget, epochs, window or backend.
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
 from flywheel.assets import MODEL_CANDIDATE, RETRAIN_REQUESTED
+from flywheel.config import get_settings
 
+#: FLYWHEEL_TRAIN_* (schedule and form defaults); a malformed value is an import error that names it.
+TRAINING = get_settings().training
 #: The periodic retrain besides drift; FLYWHEEL_TRAIN_CRON="" leaves drift (the asset) as the only trigger.
-TRAIN_CRON = os.environ.get("FLYWHEEL_TRAIN_CRON", "0 3 * * 1")
+TRAIN_CRON = TRAINING.cron
 
 
 @dag(
@@ -41,14 +43,18 @@ TRAIN_CRON = os.environ.get("FLYWHEEL_TRAIN_CRON", "0 3 * * 1")
     params={
         # Scheduled runs use these defaults; a deployment sets its own through the environment.
         "budget": Param(
-            int(os.environ.get("FLYWHEEL_TRAIN_BUDGET", 8)),
+            TRAINING.budget,
             type="integer",
             minimum=1,
             maximum=200,
             description="trials in the search",
         ),
         "max_epochs": Param(
-            8, type="integer", minimum=1, maximum=100, description="epochs per trial at most"
+            TRAINING.max_epochs,
+            type="integer",
+            minimum=1,
+            maximum=100,
+            description="epochs per trial at most",
         ),
         "window_hours": Param(
             48, type="integer", minimum=1, description="hours of impressions to learn from"

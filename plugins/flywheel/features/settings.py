@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from flywheel.config import Settings, get_settings
-
-#: Online stores flywheel supports: the embedded default and the production backend.
-ONLINE_STORES = ("sqlite", "redis")
-DEFAULT_REDIS_URL = "127.0.0.1:6379"
-DEFAULT_PROJECT = "flywheel"
-
-# Feast's own rule for project names; hyphens are left out because Redis key patterns match on the name.
-_PROJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")
 
 
 class FeatureStoreError(RuntimeError):
@@ -46,23 +36,13 @@ class FeatureStoreSettings:
 
 def feature_store_settings(settings: Settings | None = None) -> FeatureStoreSettings:
     """Read the feature store's settings for ``settings.home`` (default: the environment's home)."""
-    settings = settings or get_settings()
-    online_store = os.environ.get("FLYWHEEL_ONLINE_STORE", "sqlite").strip().lower() or "sqlite"
-    if online_store not in ONLINE_STORES:
-        raise FeatureStoreError(
-            f"FLYWHEEL_ONLINE_STORE={online_store!r} is not supported: use one of {', '.join(ONLINE_STORES)}"
-        )
-    project = os.environ.get("FLYWHEEL_FEAST_PROJECT", DEFAULT_PROJECT)
-    if not _PROJECT.match(project):
-        raise FeatureStoreError(
-            f"FLYWHEEL_FEAST_PROJECT={project!r} is not a valid Feast project name: "
-            "use letters, digits and underscores, starting with a letter or digit"
-        )
+    settings = settings or get_settings()  # FLYWHEEL_ONLINE_STORE etc. are validated there (SettingsError)
+    backend = settings.feature_store
     return FeatureStoreSettings(
         repo_dir=settings.home / "feature_store",
-        project=project,
-        online_store=online_store,
-        redis_url=os.environ.get("FLYWHEEL_REDIS_URL", DEFAULT_REDIS_URL),
+        project=backend.project,
+        online_store=backend.online_store,
+        redis_url=backend.redis_url,
         warehouse_url=settings.warehouse_url,
     )
 

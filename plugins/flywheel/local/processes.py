@@ -52,7 +52,7 @@ def airflow_environ(settings: Settings, port: int, metadata_url: str | None = No
     """The environment every Airflow component and task of this home runs with."""
     metadata_url = (
         metadata_url
-        or os.environ.get("FLYWHEEL_AIRFLOW_DB_URL")
+        or settings.airflow_db_url
         or f"sqlite:///{settings.airflow_home / 'airflow.db'}"
     )
     env = dict(os.environ)

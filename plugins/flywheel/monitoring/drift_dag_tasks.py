@@ -8,7 +8,6 @@ hourly check only scans the current window.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,17 +28,14 @@ CURRENT_RELATION = "marts.training_examples"
 REQUESTS_TABLE = "monitoring.retrain_requests"
 
 
-def _env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
-
-
 def thresholds() -> dict[str, float]:
     """The rule's knobs, from ``FLYWHEEL_DRIFT_*`` (keep monitoring/prometheus/rules.yml in step)."""
+    rule = get_settings().drift
     return {
-        "psi_threshold": _env_float("FLYWHEEL_DRIFT_PSI", 0.2),
-        "sustained_threshold": _env_float("FLYWHEEL_DRIFT_SUSTAINED_PSI", 0.1),
-        "sustained_windows": int(_env_float("FLYWHEEL_DRIFT_SUSTAINED_WINDOWS", 2)),
-        "cooldown_hours": _env_float("FLYWHEEL_DRIFT_COOLDOWN_HOURS", 6),
+        "psi_threshold": rule.psi_threshold,
+        "sustained_threshold": rule.sustained_threshold,
+        "sustained_windows": rule.sustained_windows,
+        "cooldown_hours": rule.cooldown_hours,
     }
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -76,7 +75,7 @@ def export_metrics(
     path = settings.home / "metrics" / TEXTFILE_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     write_to_textfile(str(path), registry)  # written beside and renamed: a scraper never reads half a file
-    url = pushgateway_url or os.environ.get(PUSHGATEWAY_ENV)
+    url = pushgateway_url or settings.metrics.pushgateway_url
     if url:
         try:
             push_to_gateway(url, job=PUSH_JOB, registry=registry, timeout=10)

@@ -7,7 +7,6 @@ Data and checkpoints live on a PVC mounted at ``mount_path`` or behind object st
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,15 +33,17 @@ class TrainerPodSettings:
 
     @classmethod
     def from_env(cls) -> TrainerPodSettings:
-        env = os.environ.get
+        from flywheel.config import get_settings
+
+        pod = get_settings().trainer
         return cls(
-            image=env("FLYWHEEL_TRAINER_IMAGE", "flywheel-trainer:latest"),
-            namespace=env("FLYWHEEL_TRAINER_NAMESPACE", "flywheel"),
-            kubernetes_conn_id=env("FLYWHEEL_KUBERNETES_CONN_ID", "kubernetes_default"),
-            secret_name=env("FLYWHEEL_TRAINER_SECRET") or None,
-            pvc_claim_name=env("FLYWHEEL_TRAINER_PVC") or None,
-            mount_path=env("FLYWHEEL_TRAINER_MOUNT", "/flywheel"),
-            service_account_name=env("FLYWHEEL_TRAINER_SERVICE_ACCOUNT") or None,
+            image=pod.image,
+            namespace=pod.namespace,
+            kubernetes_conn_id=pod.kubernetes_conn_id,
+            secret_name=pod.secret_name,
+            pvc_claim_name=pod.pvc_claim_name,
+            mount_path=pod.mount_path,
+            service_account_name=pod.service_account_name,
         )
 
 

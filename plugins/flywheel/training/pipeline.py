@@ -83,8 +83,8 @@ def register_trained_model(output_uri: str, run_id: str, settings: Settings | No
 def train_and_register(
     dataset: pd.DataFrame | str | Path,
     settings: Settings | None = None,
-    budget: int = 8,
-    max_epochs: int = 10,
+    budget: int | None = None,
+    max_epochs: int | None = None,
     backend: str = "local",
     run_id: str = "manual",
     seed: int = 0,
@@ -92,6 +92,8 @@ def train_and_register(
     logger: logging.Logger | None = None,
 ) -> dict[str, Any]:
     """Snapshot, train with the local backend, register; returns version, val_auc, artifact, data version.
+
+    ``budget`` and ``max_epochs`` default to ``FLYWHEEL_TRAIN_BUDGET`` and ``FLYWHEEL_TRAIN_MAX_EPOCHS``.
 
     The Kubernetes backend is a pod of its own task: use ``prepare_training_set``, then
     ``build_training_pod_operator(...)``, then ``register_trained_model``.
@@ -109,8 +111,8 @@ def train_and_register(
     run_local_training(
         prepared["dataset_uri"],
         str(output),
-        budget,
-        max_epochs,
+        budget or settings.training.budget,
+        max_epochs or settings.training.max_epochs,
         resume=True,
         timeout=timeout,
         logger=logger or log,

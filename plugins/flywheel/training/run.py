@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,7 +54,9 @@ def _work_dir(output: str) -> Path:
     """A local folder for the run: the output itself, or (object store outputs) a scratch folder."""
     if is_local(output):
         return local_path(output)
-    base = Path(os.environ.get("FLYWHEEL_TRAIN_WORKDIR", tempfile.gettempdir()))
+    from flywheel.config import get_settings
+
+    base = get_settings().training.workdir
     return base / f"flywheel-train-{hashlib.sha256(output.encode()).hexdigest()[:12]}"
 
 
@@ -218,13 +219,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from flywheel.config import SettingsError
     from flywheel.training.search import SearchError
     from flywheel.training.space import SearchSpaceError
     from flywheel.training.spec import FeatureSpecError
 
     try:
         train(args)
-    except (TrainingDataError, RunError, SearchError, SearchSpaceError, FeatureSpecError) as exc:
+    except (
+        TrainingDataError,
+        RunError,
+        SearchError,
+        SearchSpaceError,
+        FeatureSpecError,
+        SettingsError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2
     return 0

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flywheel.config import Settings, get_settings
+from flywheel.config import Settings, SettingsError, get_settings
 from flywheel.features.render import load_definitions, render_config, render_repo
 from flywheel.features.settings import FeatureStoreError, feature_store_settings, redis_connection_string
 
@@ -27,15 +27,20 @@ def test_redis_urls_become_feast_connection_strings(url: str, expected: str) -> 
 
 def test_bad_settings_name_the_variable(home: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLYWHEEL_ONLINE_STORE", "memcached")
-    with pytest.raises(FeatureStoreError, match="FLYWHEEL_ONLINE_STORE='memcached'.*sqlite, redis"):
+    # Read and checked with every other setting (flywheel.config), before any feature store work starts.
+    with pytest.raises(SettingsError, match="FLYWHEEL_ONLINE_STORE='memcached'.*sqlite, redis"):
         feature_store_settings()
     monkeypatch.setenv("FLYWHEEL_ONLINE_STORE", "redis")
     monkeypatch.setenv("FLYWHEEL_REDIS_URL", "http://cache:6379")
-    with pytest.raises(FeatureStoreError, match="FLYWHEEL_REDIS_URL"):
-        _ = feature_store_settings().redis_connection
-    monkeypatch.setenv("FLYWHEEL_FEAST_PROJECT", "-flywheel")
-    with pytest.raises(FeatureStoreError, match="FLYWHEEL_FEAST_PROJECT"):
+    with pytest.raises(SettingsError, match="FLYWHEEL_REDIS_URL='http://cache:6379'"):
         feature_store_settings()
+    monkeypatch.setenv("FLYWHEEL_REDIS_URL", "redis://cache:6379")
+    monkeypatch.setenv("FLYWHEEL_FEAST_PROJECT", "-flywheel")
+    with pytest.raises(SettingsError, match="FLYWHEEL_FEAST_PROJECT='-flywheel'"):
+        feature_store_settings()
+    # A Redis URL handed over directly (not through the environment) is still checked where it is used.
+    with pytest.raises(FeatureStoreError, match="FLYWHEEL_REDIS_URL"):
+        redis_connection_string("http://cache:6379")
 
 
 @pytest.mark.parametrize("online_store", ["sqlite", "redis"])
