@@ -53,6 +53,21 @@ ONLINE_STORES = ("sqlite", "redis")
 _FEAST_PROJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # RFC 1123 label: namespaces
 _CRON_ALIASES = {"@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight"}
+#: URL schemes flywheel.warehouse.open_warehouse opens (``postgresql+psycopg2`` counts as postgresql).
+WAREHOUSE_SCHEMES = ("duckdb", "postgresql", "postgres")
+
+
+def redacted(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if not password:
+        return url
+    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
 
 
 class SettingsError(ValueError):
@@ -61,7 +76,7 @@ class SettingsError(ValueError):
     def __init__(self, name: str, value: str, problem: str, example: str) -> None:
         self.name, self.value, self.example = name, value, example
         fix = f"set e.g. {name}={example}, or unset it for the default"
-        super().__init__(f"{name}={value!r} {problem}; {fix}")
+        super().__init__(f"{name}={redacted(value)!r} {problem}; {fix}")
 
 
 def _raw(name: str) -> str | None:
@@ -117,10 +132,14 @@ def _url(name: str, default: str | None, schemes: tuple[str, ...] | None, exampl
     text = _optional(name)
     if text is None:
         return default
-    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+    scheme = text.split("://", 1)[0].split("+", 1)[0].lower() if "://" in text else ""
     if not scheme or (schemes is not None and scheme not in schemes):
-        article = "an" if schemes and schemes[0][0] in "aeiouh" else "a"
-        wanted = f"{article} {' or '.join(schemes)} URL" if schemes else "a URL (scheme://...)"
+        if schemes:
+            article = "an" if schemes[0][0] in "aeiouh" else "a"
+            names = f"{', '.join(schemes[:-1])} or {schemes[-1]}" if len(schemes) > 1 else schemes[0]
+            wanted = f"{article} {names} URL"
+        else:
+            wanted = "a URL (scheme://...)"
         raise SettingsError(name, text, f"is not {wanted}", example)
     return text
 
@@ -296,7 +315,10 @@ def get_settings() -> Settings:
     """
     home = _path("FLYWHEEL_HOME", PROJECT_ROOT / ".flywheel")
     warehouse_url = _url(
-        "FLYWHEEL_WAREHOUSE_URL", f"duckdb:///{home / 'warehouse.duckdb'}", None, "duckdb:///abs/path.duckdb"
+        "FLYWHEEL_WAREHOUSE_URL",
+        f"duckdb:///{home / 'warehouse.duckdb'}",
+        WAREHOUSE_SCHEMES,
+        "postgresql://user@host:5432/db",
     )
     airflow_home = _path("FLYWHEEL_AIRFLOW_HOME", home / "airflow")
     return Settings(
