@@ -32,16 +32,13 @@ def write_json(path: Path, data: dict[str, Any]) -> Path:
 
 def read_metadata(model_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The metadata of a complete model folder (path or URI), or ``None`` when it has none yet."""
-    from pyarrow import fs as pafs
-
-    from flywheel.training.dataset import resolve
+    from flywheel.training.storage import resolve
 
     filesystem, path = resolve(model_dir)
     target = f"{path.rstrip('/')}/{METADATA_FILE}"
-    if filesystem.get_file_info(target).type == pafs.FileType.NotFound:
+    if not filesystem.exists(target):
         return None
-    with filesystem.open_input_stream(target) as f:
-        return json.loads(f.read().decode())
+    return json.loads(filesystem.cat_file(target).decode())
 
 
 def export_model(state: dict[str, Any], spec: FeatureSpec, model_dir: Path) -> Path:
@@ -73,13 +70,10 @@ def score_exported(model_dir: Path, sparse: np.ndarray, dense: np.ndarray, batch
 
 def upload_folder(local: Path, uri: str) -> None:
     """Copy a finished local folder to an object store URI (metadata.json last, as locally)."""
-    from pyarrow import fs as pafs
-
-    from flywheel.training.dataset import resolve
+    from flywheel.training.storage import resolve
 
     filesystem, root = resolve(uri)
-    filesystem.create_dir(root, recursive=True)
     files = sorted(p for p in local.rglob("*") if p.is_file())
     files.sort(key=lambda p: p.name == METADATA_FILE)
     for path in files:
-        pafs.copy_files(str(path), f"{root}/{path.relative_to(local)}", destination_filesystem=filesystem)
+        filesystem.put_file(str(path), f"{root.rstrip('/')}/{path.relative_to(local).as_posix()}")

@@ -7,12 +7,14 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+from flywheel.training.storage import is_local, local_path, resolve, uri_of
+
+__all__ = ["is_local", "local_path", "resolve"]  # re-exported: callers address sets by URI through here
 
 #: Columns a training set must carry beyond the features the spec reads.
 KEY_COLUMNS = ("impression_id", "event_ts", "label")
@@ -23,30 +25,10 @@ class TrainingDataError(ValueError):
     """The training set cannot train a model; the message says which set, what is wrong and what to do."""
 
 
-def resolve(uri: str | os.PathLike[str]) -> tuple[pafs.FileSystem, str]:
-    """The filesystem and path of a local path, ``file://`` URI or object store URI (s3://, gs://)."""
-    text = str(uri)
-    if "://" not in text:
-        return pafs.LocalFileSystem(), str(Path(text).expanduser().resolve())
-    return pafs.FileSystem.from_uri(text)
-
-
-def is_local(uri: str | os.PathLike[str]) -> bool:
-    return "://" not in str(uri) or str(uri).startswith("file://")
-
-
-def local_path(uri: str | os.PathLike[str]) -> Path:
-    """The local path of a path or ``file://`` URI."""
-    if not is_local(uri):
-        raise ValueError(f"{uri} is not a local path")
-    return Path(resolve(uri)[1])
-
-
 def load_training_set(uri: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a training set (one Parquet file, or a folder of them) from a path or URI."""
     fs, path = resolve(uri)
-    info = fs.get_file_info(path)
-    if info.type == pafs.FileType.NotFound:
+    if not fs.exists(path):
         raise TrainingDataError(f"training set {uri} does not exist; pass the URI the snapshot step returned")
     return pq.read_table(path, filesystem=fs).to_pandas()
 
@@ -121,11 +103,15 @@ def snapshot_training_set(frame: pd.DataFrame, artifacts_dir: str | os.PathLike[
     fs, root = resolve(artifacts_dir)
     folder = f"{root.rstrip('/')}/datasets/{version}"
     target = f"{folder}/{SNAPSHOT_FILE}"
-    if fs.get_file_info(target).type == pafs.FileType.NotFound:
-        fs.create_dir(folder, recursive=True)
+    if not fs.exists(target):
         table = pa.Table.from_pandas(_canonical(frame), preserve_index=False)
-        scratch = f"{folder}/.{SNAPSHOT_FILE}.{uuid.uuid4().hex}.tmp"
-        pq.write_table(table, scratch, filesystem=fs, compression="zstd")
-        fs.move(scratch, target)
-    uri = target if is_local(artifacts_dir) else f"{str(artifacts_dir).split('://')[0]}://{target}"
-    return uri, version
+        if is_local(artifacts_dir):
+            fs.makedirs(folder, exist_ok=True)
+            scratch = f"{folder}/.{SNAPSHOT_FILE}.{uuid.uuid4().hex}.tmp"
+            pq.write_table(table, scratch, compression="zstd")
+            os.replace(scratch, target)
+        else:
+            # An object appears whole when its upload completes: no scratch object to rename.
+            with fs.open(target, "wb") as sink:
+                pq.write_table(table, sink, compression="zstd")
+    return uri_of(fs, target, artifacts_dir), version

@@ -16,15 +16,19 @@ import pandas as pd
 from flywheel.config import Settings, get_settings
 from flywheel.training.artifacts import MODEL_DIR, read_metadata
 from flywheel.training.dataset import check_training_set, load_training_set, snapshot_training_set
+from flywheel.training.storage import join
 
 log = logging.getLogger(__name__)
 BACKENDS = ("local", "kubernetes")
 
 
-def run_folder(settings: Settings, run_id: str) -> Path:
-    """``<artifacts>/training/<run id>``: one folder per Airflow run, so a retry finds its own search."""
+def run_folder(settings: Settings, run_id: str) -> Path | str:
+    """``<artifacts>/training/<run id>``: one folder per Airflow run, so a retry finds its own search.
+
+    A ``Path`` for local artifacts, a URI string when ``FLYWHEEL_ARTIFACTS_DIR`` is an object store.
+    """
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).strip("._") or "run"
-    return settings.artifacts_dir / "training" / safe
+    return join(settings.artifacts_dir, "training", safe)
 
 
 def prepare_training_set(

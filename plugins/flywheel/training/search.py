@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.training.space import SearchSpace, load_search_space
+from flywheel.training.storage import tune_storage
 from flywheel.training.trainer import PATIENCE, TrainingData
 from flywheel.training.trial import STARTS_DIR, TrialSettings, train_trial
 
@@ -63,7 +64,8 @@ def experiment_path(storage: str) -> str:
 def has_experiment(storage: str) -> bool:
     from ray import tune
 
-    return tune.Tuner.can_restore(experiment_path(storage))
+    root, filesystem = tune_storage(storage)
+    return tune.Tuner.can_restore(experiment_path(root), storage_filesystem=filesystem)
 
 
 @contextlib.contextmanager
@@ -137,10 +139,12 @@ def _tuner(
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, data=data, settings=settings), resources
     )
-    path = experiment_path(storage)
-    if resume and tune.Tuner.can_restore(path):
+    # An object store is reached through the dataset's own fsspec filesystem (its endpoint and keys).
+    root, filesystem = tune_storage(storage)
+    path = experiment_path(root)
+    if resume and tune.Tuner.can_restore(path, storage_filesystem=filesystem):
         # resume_errored retries interrupted trials from their checkpoints; restart_errored breaks Optuna.
-        return tune.Tuner.restore(path, trainable, resume_errored=True)
+        return tune.Tuner.restore(path, trainable, resume_errored=True, storage_filesystem=filesystem)
     space = options.space
     if options.scheduler not in ("asha", "fifo"):
         raise ValueError(f"unknown scheduler {options.scheduler!r}: use asha or fifo")
@@ -162,7 +166,7 @@ def _tuner(
         search_alg = BasicVariantGenerator(points_to_evaluate=first, random_state=options.seed)
     else:
         raise ValueError(f"unknown searcher {options.searcher!r}: use tpe or random")
-    if "://" not in path and Path(path).exists():
+    if filesystem is None and Path(path).exists():
         # A leftover that cannot be restored (killed before its first state save): start clean.
         shutil.rmtree(path)
     return tune.Tuner(
@@ -181,7 +185,8 @@ def _tuner(
         ),
         run_config=tune.RunConfig(
             name=EXPERIMENT,
-            storage_path=storage,
+            storage_path=root,
+            storage_filesystem=filesystem,
             # Retention is CheckpointRetention's job: Tune's num_to_keep can strand a resume (see there).
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
             failure_config=tune.FailureConfig(max_failures=1),
@@ -221,6 +226,15 @@ def run_search(
         return summarise(grid, options.space.metric)
 
 
+def _local_checkpoint(checkpoint: Any) -> Path:
+    """The checkpoint's folder on this machine: downloaded first when it lives in an object store."""
+    from pyarrow.fs import LocalFileSystem
+
+    if isinstance(checkpoint.filesystem, LocalFileSystem):
+        return Path(checkpoint.path)
+    return Path(checkpoint.to_directory())
+
+
 def summarise(grid: Any, metric: str) -> SearchOutcome:
     """The best trial (highest validation AUC at any epoch) and a per-trial summary."""
     trials, best = [], None
@@ -252,7 +266,7 @@ def summarise(grid: Any, metric: str) -> SearchOutcome:
         best_trial_id=row["trial_id"],
         best_params=row["params"],
         best_metrics={k: float(top[k]) for k in keep if k in top},
-        checkpoint_dir=Path(result.checkpoint.path),
+        checkpoint_dir=_local_checkpoint(result.checkpoint),
         trial_count=len(trials),
         epochs_total=sum(t.get("epochs", 0) for t in trials),
         trials=trials,
