@@ -1,4 +1,8 @@
-"""The ``flywheel`` command: simulate events, ingest an interval, run the demo loop, start Airflow, PSI."""
+"""The ``flywheel`` command: simulate events, ingest an interval, run the demo loop, start Airflow, PSI.
+
+Bad input (flags, any ``FLYWHEEL_*`` value, a warehouse or folder it cannot use) is refused before anything
+is written: one line ``flywheel <command>: <problem>; <fix>`` on stderr and exit code 2.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,20 @@ import argparse
 import json
 import logging
 import sys
-from datetime import datetime
+import tempfile
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+#: The exit code of a refusal (argparse's own usage errors exit 2 as well).
+REFUSED = 2
+
+
+class Refusal(Exception):
+    """Input the command will not act on; ``main`` prints it as one line and exits 2."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(f"{problem}; {fix}")
 
 
 def _hour(value: str) -> datetime:
@@ -22,40 +38,113 @@ def _hour(value: str) -> datetime:
     return parsed
 
 
+def _on_the_hour(flag: str, value: datetime) -> None:
+    hour = value.replace(minute=0, second=0, microsecond=0)
+    if value != hour:
+        later = hour + timedelta(hours=1)
+        raise Refusal(
+            f"{flag} {value.isoformat()} is not on a whole hour",
+            f"events are filed by hour: use {flag} {hour.isoformat()} or {later.isoformat()}",
+        )
+
+
+def _simulation(command: str, **fields: Any) -> Any:
+    """A ``SimulationConfig``, or a refusal that names the flag at fault."""
+    from flywheel.simulate import SimulationConfig
+    from flywheel.simulate.config import DRIFTS
+
+    if fields["drift"] not in DRIFTS:
+        raise Refusal(
+            f"--drift {fields['drift']!r} is not a drift scenario", f"use one of {', '.join(DRIFTS)}"
+        )
+    _on_the_hour("--start", fields["start"])
+    try:
+        return SimulationConfig(**fields)
+    except ValueError as exc:
+        raise Refusal(str(exc), f"change that flag (flywheel {command} --help)") from None
+
+
+def _writable(folder: Path, what: str, fix: str) -> None:
+    """Refuse unless files can be created in ``folder`` (created if missing, as the command would)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise Refusal(f"cannot write to the {what} {folder} ({exc.strerror or exc})", fix) from None
+
+
+def _reachable_warehouse(url: str) -> None:
+    """Refuse unless the warehouse opens: a server that does not answer fails here, not mid-ingest."""
+    from flywheel.config import redacted
+    from flywheel.warehouse import open_warehouse
+    from flywheel.warehouse.base import WarehouseError
+
+    fix = "start it, or point FLYWHEEL_WAREHOUSE_URL at a running warehouse"
+    try:
+        warehouse = open_warehouse(url)
+        if warehouse.dialect != "duckdb":  # a DuckDB file is created by the first write, as it should be
+            warehouse.read_arrow("select 1 as ok")
+    except (WarehouseError, OSError) as exc:
+        raise Refusal(f"cannot open the warehouse {redacted(url)} ({exc})", fix) from None
+    except Exception as exc:  # noqa: BLE001 - each driver has its own error class; all mean "not reachable"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise Refusal(f"cannot reach the warehouse {redacted(url)} ({reason})", fix) from None
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from flywheel.config import get_settings
-    from flywheel.simulate import SimulationConfig, simulate
+    from flywheel.simulate import simulate
 
-    try:
-        config = SimulationConfig(
-            start=args.start,
-            hours=args.hours,
-            drift=args.drift,
-            drift_at=args.drift_at if args.drift_at is not None else args.hours,
-            strength=args.strength,
-            seed=args.seed,
-            impressions_per_hour=args.impressions_per_hour,
-        )
-    except ValueError as exc:
-        print(f"flywheel simulate: {exc}", file=sys.stderr)
-        return 2
+    config = _simulation(
+        "simulate",
+        start=args.start,
+        hours=args.hours,
+        drift=args.drift,
+        drift_at=args.drift_at if args.drift_at is not None else args.hours,
+        strength=args.strength,
+        seed=args.seed,
+        impressions_per_hour=args.impressions_per_hour,
+    )
     landing = Path(args.landing_dir) if args.landing_dir else get_settings().landing_dir
+    _writable(landing, "landing folder", "choose a writable --landing-dir (or FLYWHEEL_LANDING_DIR)")
     summary = simulate(config, landing_dir=landing)
     print(json.dumps({**summary, "landing_dir": str(landing)}, default=str))
     return 0
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
+    from flywheel.config import get_settings
     from flywheel.warehouse.ingest import ingest_interval
 
+    _on_the_hour("--start", args.start)
+    _on_the_hour("--end", args.end)
+    if args.end <= args.start:
+        raise Refusal(
+            f"--end {args.end.isoformat()} is not after --start {args.start.isoformat()}",
+            f"ingest loads [start, end): e.g. --end {(args.start + timedelta(hours=1)).isoformat()}",
+        )
+    _reachable_warehouse(get_settings().warehouse_url)
     report = ingest_interval(args.start, args.end, run_id="cli")
     print(json.dumps({**report.as_extra(), "quarantined": report.quarantined}, default=str, indent=2))
     return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from flywheel.local.demo import run_demo
+    from flywheel.config import get_settings
+    from flywheel.local.demo import DEMO_START, run_demo
 
+    # The simulation the demo starts with, checked before the demo creates its home or starts Airflow.
+    _simulation(
+        "demo",
+        start=DEMO_START,
+        hours=args.hours,
+        drift=args.drift,
+        drift_at=args.drift_at,
+        seed=args.seed,
+        impressions_per_hour=args.impressions_per_hour,
+    )
+    _writable(get_settings().home, "flywheel home", "set FLYWHEEL_HOME to a writable folder")
     return run_demo(
         hours=args.hours,
         seed=args.seed,
@@ -67,6 +156,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_up(args: argparse.Namespace) -> int:
     from flywheel.local.demo import run_up
+
+    if not 0 < args.port < 65536:
+        raise Refusal(f"--port {args.port} is not a TCP port", "use one from 1 to 65535, e.g. --port 8080")
 
     return run_up(port=args.port)
 
@@ -137,7 +229,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll drowns the progress
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    from flywheel.config import SettingsError, get_settings
+
+    try:
+        get_settings()  # every FLYWHEEL_* value is checked before any command starts work
+        return args.func(args)
+    except (SettingsError, Refusal) as exc:
+        print(f"flywheel {args.command}: {exc}", file=sys.stderr)
+        return REFUSED
 
 
 if __name__ == "__main__":
