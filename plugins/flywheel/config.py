@@ -99,6 +99,14 @@ def _path(name: str, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
+def _location(name: str, default: Path) -> Path | str:
+    """A folder that may live in an object store: ``s3://...`` stays a URI string, a path is resolved."""
+    value = _optional(name)
+    if value and "://" in value and not value.startswith("file://"):
+        return value.rstrip("/")
+    return Path(value.removeprefix("file://")).expanduser().resolve() if value else default
+
+
 def _int(name: str, default: int, low: int, high: int | None = None, example: int | None = None) -> int:
     text = _optional(name)
     if text is None:
@@ -206,7 +214,7 @@ class Settings:
     warehouse_url: str
     landing_dir: Path
     quarantine_dir: Path
-    artifacts_dir: Path
+    artifacts_dir: Path | str  # a local folder, or an object store URI string (s3://bucket/prefix)
     airflow_home: Path
     project_root: Path = field(default=PROJECT_ROOT)
     airflow_db_url: str | None = None
@@ -227,7 +235,8 @@ class Settings:
     def ensure_dirs(self) -> None:
         """Create the folders this home needs; safe to call any number of times."""
         for path in (self.home, self.landing_dir, self.quarantine_dir, self.artifacts_dir, self.airflow_home):
-            path.mkdir(parents=True, exist_ok=True)
+            if isinstance(path, Path):  # an object store has no folders to create
+                path.mkdir(parents=True, exist_ok=True)
 
 
 def _drift_rule() -> DriftRule:
@@ -326,7 +335,7 @@ def get_settings() -> Settings:
         warehouse_url=warehouse_url or "",
         landing_dir=_path("FLYWHEEL_LANDING_DIR", home / "landing"),
         quarantine_dir=_path("FLYWHEEL_QUARANTINE_DIR", home / "quarantine"),
-        artifacts_dir=_path("FLYWHEEL_ARTIFACTS_DIR", home / "artifacts"),
+        artifacts_dir=_location("FLYWHEEL_ARTIFACTS_DIR", home / "artifacts"),
         airflow_home=airflow_home,
         airflow_db_url=_url(
             "FLYWHEEL_AIRFLOW_DB_URL", None, None, "postgresql+psycopg2://postgres@127.0.0.1:5432/airflow"
