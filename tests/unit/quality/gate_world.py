@@ -63,7 +63,8 @@ class RawWorld:
             "and interval_start <= :start and interval_end > :start",
             {"table": table, "start": GATED},
         ).column("quarantine_path")
-        return sum(pq.read_metadata(path).num_rows for path in files.to_pylist())
+        # A zero-byte file (a producer that died before writing) holds no rows and no Parquet footer.
+        return sum(pq.read_metadata(p).num_rows if Path(p).stat().st_size else 0 for p in files.to_pylist())
 
     def quarantine_run_ids(self) -> list[str]:
         rows = open_warehouse(self.settings.warehouse_url).read_arrow(
