@@ -99,17 +99,9 @@ def train_model():
     def train_on_kubernetes(prepared, params=None, **context):
         # The pod operator is built and run inside the task: importing the Kubernetes provider at parse
         # time costs 1.4 s per parse of this file (benchmarks/dag_parse.py).
-        from flywheel.training.kubernetes import build_training_pod_operator
+        from flywheel.training.dag_tasks import train_on_kubernetes
 
-        operator = build_training_pod_operator(
-            task_id="train_on_kubernetes",
-            image=None,  # FLYWHEEL_TRAINER_IMAGE; cluster, namespace, secret and PVC: FLYWHEEL_TRAINER_*
-            dataset_uri=prepared["dataset_uri"],
-            output_uri=prepared["output_uri"],
-            budget=params["budget"],
-            max_epochs=params["max_epochs"],
-        )
-        operator.execute(context)
+        return train_on_kubernetes(prepared, params, context)
 
     prepared = build_training_set()
     local = train_local(prepared)

@@ -58,12 +58,10 @@ def build_training_set(
 ) -> dict[str, Any]:
     """Fetch the point-in-time training set from the feature store and snapshot it under a data version."""
     from flywheel.features.store import training_set
-    from flywheel.training.pipeline import prepare_training_set, run_folder
 
     settings = settings or get_settings()
     start, end = training_window(asset_events, params, settings)
     frame = training_set(start, end, settings)
-    prepared = prepare_training_set(frame, settings)
     log.info(
         "training window [%s, %s): %d impressions, %.2f%% clicked",
         start,
@@ -71,6 +69,16 @@ def build_training_set(
         len(frame),
         100 * frame["label"].mean(),
     )
+    return prepare_run(frame, start, end, run_id, settings)
+
+
+def prepare_run(
+    frame: Any, start: datetime, end: datetime, run_id: str, settings: Settings
+) -> dict[str, Any]:
+    """Snapshot a window's training set and name the run's folder: what every later task is handed."""
+    from flywheel.training.pipeline import prepare_training_set, run_folder
+
+    prepared = prepare_training_set(frame, settings)
     return {
         **prepared,
         "window_start": start.isoformat(),
@@ -93,6 +101,52 @@ def train_locally(prepared: Mapping[str, Any], params: Mapping[str, Any], logger
         logger=logger,
         seed=int(params.get("seed") or 0),
     )
+    return {"val_auc": metadata["metrics"]["val_auc"]}
+
+
+def training_pod_operator(
+    prepared: Mapping[str, Any], params: Mapping[str, Any], settings: Settings | None = None
+) -> Any:
+    """The pod operator of one run: its dataset and run folder as the pod addresses them, its budget,
+    epochs and seed. Raises ``UnreachableFromPod`` when the artifacts are on the worker's own disk."""
+    from flywheel.training.kubernetes import build_training_pod_operator, pod_uri
+
+    settings = settings or get_settings()
+    pod = settings.trainer
+
+    def for_pod(uri: str) -> str:
+        return pod_uri(uri, settings.artifacts_dir, pod.pvc_claim_name, pod.mount_path)
+
+    return build_training_pod_operator(
+        task_id="train_on_kubernetes",
+        image=None,  # FLYWHEEL_TRAINER_IMAGE; cluster, namespace, secret and PVC: FLYWHEEL_TRAINER_*
+        dataset_uri=for_pod(prepared["dataset_uri"]),
+        output_uri=for_pod(prepared["output_uri"]),
+        budget=int(params["budget"]),
+        max_epochs=int(params["max_epochs"]),
+        seed=int(params.get("seed") or 0),
+    )
+
+
+def train_on_kubernetes(
+    prepared: Mapping[str, Any],
+    params: Mapping[str, Any],
+    context: Mapping[str, Any],
+    settings: Settings | None = None,
+) -> dict:
+    """The search as a pod on a GPU node, its log streamed into the task log; it leaves the model where
+    ``register`` looks for it (``<output_uri>/model``)."""
+    from flywheel.training.artifacts import MODEL_DIR, read_metadata
+    from flywheel.training.backends import TrainingFailed
+
+    training_pod_operator(prepared, params, settings).execute(context)
+    model_uri = f"{str(prepared['output_uri']).rstrip('/')}/{MODEL_DIR}"
+    metadata = read_metadata(model_uri)
+    if metadata is None:
+        raise TrainingFailed(
+            f"the trainer pod succeeded but {model_uri}/metadata.json is missing: check that the pod and "
+            "the workers see the same FLYWHEEL_ARTIFACTS_DIR (bucket and endpoint, or claim)"
+        )
     return {"val_auc": metadata["metrics"]["val_auc"]}
 
 

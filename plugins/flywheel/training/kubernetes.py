@@ -1,17 +1,20 @@
 """The Kubernetes backend: the same entry point in the trainer image, on a GPU node, as a pod operator.
 
 The cluster is reached through an Airflow Connection (``kubernetes_conn_id``); the trainer's own secrets
-(object store keys) come from a Kubernetes Secret named by ``FLYWHEEL_TRAINER_SECRET``, loaded as env.
-Data and checkpoints live on a PVC mounted at ``mount_path`` or behind object store URIs.
+(object store keys, ``AWS_ENDPOINT_URL`` for MinIO) come from a Kubernetes Secret named by
+``FLYWHEEL_TRAINER_SECRET``, loaded as env. Data and checkpoints live behind object store URIs or on a PVC.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
 from flywheel.training.backends import training_command
+from flywheel.training.storage import is_local, local_path
 
 GPU_RESOURCE = "nvidia.com/gpu"
 DEFAULT_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}
@@ -45,6 +48,39 @@ class TrainerPodSettings:
             mount_path=pod.mount_path,
             service_account_name=pod.service_account_name,
         )
+
+
+class UnreachableFromPod(ValueError):
+    """A dataset or run folder lives on the worker's own disk, which the trainer pod cannot see."""
+
+
+def pod_uri(
+    uri: str | os.PathLike[str],
+    artifacts_dir: str | os.PathLike[str],
+    pvc_claim_name: str | None,
+    mount_path: str,
+) -> str:
+    """How the trainer pod addresses a dataset or run folder the worker addresses as ``uri``.
+
+    Object store URIs are the same everywhere. A local path is reachable only through the PVC, which holds
+    the artifacts folder at its root: the workers mount it at ``FLYWHEEL_ARTIFACTS_DIR``, the pod at
+    ``mount_path``.
+    """
+    if not is_local(uri):
+        return str(uri)
+    where = f"{uri} is on the worker's disk (FLYWHEEL_ARTIFACTS_DIR={artifacts_dir})"
+    if not pvc_claim_name:
+        raise UnreachableFromPod(
+            f"the Kubernetes trainer cannot read {where}: set FLYWHEEL_ARTIFACTS_DIR to an object store URI "
+            "(s3://bucket/prefix), or FLYWHEEL_TRAINER_PVC to a claim the workers mount at that folder"
+        )
+    path, root = local_path(uri), local_path(artifacts_dir)
+    if not path.is_relative_to(root):
+        raise UnreachableFromPod(
+            f"{where} but outside that folder, so not on the claim {pvc_claim_name}: keep datasets and "
+            "run folders under FLYWHEEL_ARTIFACTS_DIR"
+        )
+    return str(PurePosixPath(mount_path, path.relative_to(root)))
 
 
 def build_training_pod_operator(
