@@ -4,7 +4,8 @@
 Turns each new hour of `raw.*` into features, and stops bad data on the way:
 
 1. `gate_raw_events` — Great Expectations suites (`expectations/raw_*.json`) on every new hour; a failing
-   hour is moved to `quarantine.raw_*` with its validation result and the run stops here;
+   hour is moved to `quarantine.raw_*` with its validation result and the run stops here, without retries
+   (bad data fails now; warehouse errors are retried), as does an hour with a file ingest refused;
 2. `dbt_models` — the dbt project in `dbt/`, one task per model and its tests
    (staging → intermediate → marts);
 3. `gate_feature_marts` — suites on the new snapshots of `marts.user_features`, `marts.item_features`
