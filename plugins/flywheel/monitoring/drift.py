@@ -13,17 +13,23 @@ import pyarrow as pa
 
 from flywheel.events import naive_utc
 from flywheel.monitoring.profiles import (
-    PROFILE_SQL,
     checked_relation,
     edge_bindings,
     plan_features,
-    profile_edges,
+    reference_edges,
     stored_profile,
 )
 from flywheel.monitoring.reference import DEFAULT_BINS, SHARE_FLOOR, TOP_CATEGORIES
-from flywheel.monitoring.relations import check_columns, parse_relation, relation_columns, validate_features
+from flywheel.monitoring.relations import (
+    check_columns,
+    parse_relation,
+    reading,
+    relation_columns,
+    validate_features,
+)
 from flywheel.monitoring.rows import insert_rows
 from flywheel.warehouse import Warehouse
+from flywheel.warehouse.base import READER_STATEMENT_TIMEOUT_S
 from flywheel.warehouse.templates import render_sql
 
 log = logging.getLogger(__name__)
@@ -141,22 +147,24 @@ def compare_relations(
     *,
     top_categories: int = TOP_CATEGORIES,
     share_floor: float = SHARE_FLOOR,
+    statement_timeout_s: float = READER_STATEMENT_TIMEOUT_S,
 ) -> list[FeatureDrift]:
     """PSI of ``current`` against ``reference`` (tables or select queries), profiled on the fly.
 
-    Only reads: the analysts' question "how different are these two?" stores nothing. Unsafe names,
-    unknown columns, an empty side and anything but a single select are refused with ``RelationError``.
+    Only reads, with least privilege (``Warehouse.reader``): the analysts' question "how different are
+    these two?" stores nothing and reaches no file. Unsafe names, unknown columns, an empty side and
+    anything but a single select are refused with ``RelationError``; a failure while reading them (a
+    timeout, a refused file) is ``RelationFailed``, whose message quotes no row values.
     """
     plan = plan_features(features, categorical, bins, top_categories)
-    reference_relation = checked_relation(warehouse, reference, plan.features, "reference")
-    current_relation = checked_relation(warehouse, current, plan.features, "current")
-    # The profile is computed twice (here for the edges, inside psi.sql for the shares) so that nothing is
-    # stored: an analyst's comparison leaves the warehouse as it was.
-    with warehouse.transaction() as conn:
-        profile = conn.read_arrow(
-            render_sql(PROFILE_SQL, reference=reference_relation, **plan.context()), plan.params()
-        )
-        edge_counts, edge_params = edge_bindings(profile_edges(profile.to_pylist(), plan.numeric))
+    with warehouse.reader(statement_timeout_s) as conn:
+        reference_relation = checked_relation(conn, warehouse.dialect, reference, plan.features, "reference")
+        current_relation = checked_relation(conn, warehouse.dialect, current, plan.features, "current")
+        # The edges are read first (two light scans of the reference); psi.sql then counts both sides
+        # against them as bound constants, profiling the reference inside the same query.
+        with reading(reference_relation):
+            edges = reference_edges(conn, reference_relation, plan)
+        edge_counts, edge_params = edge_bindings(edges)
         sql = render_sql(
             PSI_SQL,
             reference=reference_relation,
@@ -166,7 +174,8 @@ def compare_relations(
             flag_type=flag_type(warehouse),
             **plan.context(),
         )
-        rows = conn.read_arrow(sql, {**plan.params(), **edge_params, "share_floor": share_floor})
+        with reading(reference_relation, current_relation):
+            rows = conn.read_arrow(sql, {**plan.params(), **edge_params, "share_floor": share_floor})
     return _feature_drifts(rows, None, None, None)
 
 

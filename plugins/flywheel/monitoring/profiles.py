@@ -8,12 +8,19 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from flywheel.monitoring.quantiles import (
+    edges_from_order_statistics,
+    order_positions,
+    quantile_steps,
+    rank_fractions,
+)
 from flywheel.monitoring.reference import DEFAULT_BINS, TOP_CATEGORIES
 from flywheel.monitoring.relations import (
     Relation,
     RelationError,
     check_columns,
     parse_relation,
+    reading,
     relation_columns,
     relation_is_empty,
     validate_features,
@@ -26,6 +33,8 @@ from flywheel.warehouse.templates import render_sql
 log = logging.getLogger(__name__)
 
 PROFILE_SQL = "monitoring/reference_profile.sql"
+COUNTS_SQL = "monitoring/reference_counts.sql"
+ORDER_STATISTICS_SQL = "monitoring/reference_order_statistics.sql"
 PROFILE_TABLE = "monitoring.reference_profiles"
 #: One row per (profile_id, feature, bin); see docs/monitoring.md for what each column means.
 PROFILE_SCHEMA = pa.schema(
@@ -72,11 +81,8 @@ class FeaturePlan:
         return self.numeric + self.categorical
 
     def params(self) -> dict[str, object]:
-        """The bound parameters of reference_profile.sql."""
-        return {
-            "fractions": [k / self.bins for k in range(1, self.bins)],
-            "top_categories": self.top_categories,
-        }
+        """The bound parameters of reference_profile.sql besides the edges (see ``edge_bindings``)."""
+        return {"top_categories": self.top_categories}
 
     def context(self) -> dict[str, object]:
         """The identifiers reference_profile.sql is rendered with."""
@@ -121,13 +127,49 @@ def plan_features(
     return FeaturePlan(numeric, [n for n in names if n in categorical], bins, top_categories)
 
 
-def checked_relation(warehouse: Warehouse, text: str, wanted: Sequence[str], role: str) -> Relation:
+def checked_relation(conn: Connection, dialect: str, text: str, wanted: Sequence[str], role: str) -> Relation:
     """Parse ``text`` and check it has the ``wanted`` columns and a row, else raise ``RelationError``."""
-    relation = parse_relation(text, warehouse.dialect, role)
-    check_columns(relation_columns(warehouse, relation), wanted, relation)
-    if relation_is_empty(warehouse, relation):
+    relation = parse_relation(text, dialect, role)
+    check_columns(relation_columns(conn, relation), wanted, relation)
+    if relation_is_empty(conn, relation):
         raise RelationError(f"{role} {relation} has no rows: PSI needs rows on both sides")
     return relation
+
+
+def reference_edges(conn: Connection, reference: Relation, plan: FeaturePlan) -> dict[str, list[float]]:
+    """Each numeric feature's bin edges: NumPy's linear quantiles of its non-NULL reference values at
+    1/B .. (B-1)/B, duplicates removed (none for a feature without values).
+
+    Two scans, no sort of whole columns: the counts fix which sorted values each quantile lies between,
+    then one aggregate per feature reads exactly those order statistics.
+    """
+    edges: dict[str, list[float]] = {name: [] for name in plan.numeric}
+    if not plan.numeric:
+        return edges
+    counts = conn.read_arrow(render_sql(COUNTS_SQL, reference=reference, numeric=plan.numeric))
+    non_null = {
+        name: int(counts.column(f"non_null_{i}")[0].as_py()) for i, name in enumerate(plan.numeric, 1)
+    }
+    present = [name for name in plan.numeric if non_null[name]]
+    if not present:
+        return edges
+    steps = {name: quantile_steps(non_null[name], plan.bins) for name in present}
+    positions = {name: order_positions(steps[name]) for name in present}
+    params = {f"{name}__ranks": rank_fractions(positions[name], non_null[name]) for name in present}
+    row = conn.read_arrow(render_sql(ORDER_STATISTICS_SQL, reference=reference, numeric=present), params)
+    for i, name in enumerate(present, 1):
+        values = [float(v) for v in row.column(f"values_{i}")[0].as_py()]
+        edges[name] = edges_from_order_statistics(
+            steps[name], dict(zip(positions[name], values, strict=True))
+        )
+    return edges
+
+
+def compute_profile(conn: Connection, reference: Relation, plan: FeaturePlan) -> pa.Table:
+    """The reference's profile rows (reference_profile.sql's output), computed, not stored."""
+    edge_counts, edge_params = edge_bindings(reference_edges(conn, reference, plan))
+    sql = render_sql(PROFILE_SQL, reference=reference, edge_counts=edge_counts, **plan.context())
+    return conn.read_arrow(sql, {**plan.params(), **edge_params})
 
 
 def profile_reference(
@@ -148,10 +190,15 @@ def profile_reference(
     plan = plan_features(features, categorical, bins, top_categories)
     if not profile_id:
         raise RelationError("profile_id is empty: name the profile (e.g. the model version)")
-    reference = checked_relation(warehouse, relation_sql_or_table, plan.features, "reference")
+    # The reference may be an analyst's query: it runs with least privilege, the profile is stored apart.
+    with warehouse.reader() as reader:
+        reference = checked_relation(
+            reader, warehouse.dialect, relation_sql_or_table, plan.features, "reference"
+        )
+        with reading(reference):
+            rows = compute_profile(reader, reference, plan)
+    stored = _with_profile_columns(rows, profile_id, plan)
     with warehouse.transaction() as conn:
-        rows = conn.read_arrow(render_sql(PROFILE_SQL, reference=reference, **plan.context()), plan.params())
-        stored = _with_profile_columns(rows, profile_id, plan)
         conn.ensure_table(PROFILE_TABLE, PROFILE_SCHEMA)
         conn.execute(_DELETE_PROFILE, {"profile_id": profile_id})
         insert_rows(conn, PROFILE_TABLE, PROFILE_SCHEMA, stored.to_pylist())

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import TextIO
 
 from flywheel.monitoring.drift import FeatureDrift, compare_relations
-from flywheel.monitoring.relations import RelationError
+from flywheel.monitoring.relations import RelationError, safe_message
 from flywheel.warehouse import Warehouse, WarehouseError, open_warehouse
+from flywheel.warehouse.base import READER_STATEMENT_TIMEOUT_S
 
 #: Exit status of a refused request (bad name, unknown column, empty relation, not a select), as argparse.
 EXIT_REFUSED = 2
@@ -33,20 +34,32 @@ def run_psi(
     output_format: str = "table",
     out: TextIO | None = None,
     err: TextIO | None = None,
+    statement_timeout_s: float = READER_STATEMENT_TIMEOUT_S,
 ) -> int:
-    """Compare ``current`` with ``reference`` and print the result; returns the exit status."""
+    """Compare ``current`` with ``reference`` and print the result; returns the exit status.
+
+    The relations run with least privilege (``Warehouse.reader``); no message printed quotes row values.
+    """
     out, err = out or sys.stdout, err or sys.stderr
     try:
         warehouse = _open_existing(warehouse_url)
-        drifts = compare_relations(warehouse, reference, current, features, categorical, bins)
+        drifts = compare_relations(
+            warehouse,
+            reference,
+            current,
+            features,
+            categorical,
+            bins,
+            statement_timeout_s=statement_timeout_s,
+        )
     except RelationError as exc:
         print(f"flywheel psi: refused: {exc}", file=err)
         return EXIT_REFUSED
     except WarehouseError as exc:
         print(f"flywheel psi: {exc}", file=err)
         return EXIT_REFUSED
-    except Exception as exc:  # a database error mid-query: say which, not a traceback
-        print(f"flywheel psi: the warehouse failed: {type(exc).__name__}: {exc}", file=err)
+    except Exception as exc:  # a database error mid-query: say which, not a traceback nor the rows
+        print(f"flywheel psi: the warehouse failed: {safe_message(exc)}", file=err)
         return 1
     if output_format == "json":
         print(json.dumps(as_json(drifts), indent=2), file=out)

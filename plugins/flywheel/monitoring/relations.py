@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from flywheel.warehouse import Warehouse, WarehouseError, validate_identifier
@@ -23,8 +24,51 @@ _WRITE_KEYWORDS = frozenset(
 )
 
 
+#: Database errors whose first line names only identifiers, files or limits, never a row's values: DuckDB
+#: exception classes, and PostgreSQL SQLSTATEs by prefix (42 syntax and names, 57014 a cancelled
+#: statement, 25006 a write in a read-only transaction, 3F schema, 53 resources, 54 limits, 0A unsupported).
+_SAFE_DUCKDB_ERRORS = frozenset(
+    """BinderException CatalogException InterruptException OutOfMemoryException ParserException
+    PermissionException""".split()
+)
+_SAFE_SQLSTATES = ("42", "57014", "25006", "3F", "53", "54", "0A")
+_WITHHELD = "the database's message is withheld as it may quote row values: run the query yourself to see it"
+
+
 class RelationError(WarehouseError):
     """A relation, feature or query was refused before anything ran; the message says what to change."""
+
+
+class RelationFailed(WarehouseError):
+    """An analyst's relation failed in the warehouse (a timeout, a refused file, a bad value); the message
+    names the relation and the error, and never quotes row values."""
+
+
+def safe_message(exc: BaseException) -> str:
+    """The first line of a database error if its kind names only identifiers, else only its kind: an error
+    such as "could not convert 'secret' to DOUBLE" quotes the data an analyst's query touched."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    sqlstate = getattr(exc, "pgcode", None)
+    if sqlstate:
+        if first and sqlstate.startswith(_SAFE_SQLSTATES):
+            return first
+        return f"SQLSTATE {sqlstate} ({type(exc).__name__}); {_WITHHELD}"
+    if first and type(exc).__name__ in _SAFE_DUCKDB_ERRORS:
+        return first
+    return f"{type(exc).__name__}; {_WITHHELD}"
+
+
+@contextmanager
+def reading(*relations: Relation) -> Iterator[None]:
+    """Turn a database error raised while reading ``relations`` into ``RelationFailed`` (safe message)."""
+    try:
+        yield
+    except WarehouseError:
+        raise
+    except Exception as exc:  # each driver raises its own types; what matters is what may be shown
+        names = " and ".join(str(r) for r in relations)
+        raise RelationFailed(f"reading {names} failed: {safe_message(exc)}") from None
 
 
 @dataclass(frozen=True)
@@ -113,9 +157,10 @@ def relation_columns(source: Warehouse | Connection, relation: Relation) -> list
     """The relation's column names, from a ``limit 0`` probe (reads no rows, changes nothing)."""
     try:
         probe = source.read_arrow(render_sql(PROBE_SQL, relation=relation, rows=False))
+    except WarehouseError:
+        raise
     except Exception as exc:  # each driver raises its own types; the message is what matters
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RelationError(f"cannot read {relation}: {first}") from None
+        raise RelationError(f"cannot read {relation}: {safe_message(exc)}") from None
     return list(probe.column_names)
 
 
@@ -130,5 +175,6 @@ def check_columns(columns: Sequence[str], wanted: Sequence[str], relation: Relat
 
 def relation_is_empty(source: Warehouse | Connection, relation: Relation) -> bool:
     """Whether the relation has no rows (reads at most one)."""
-    rows = source.read_arrow(render_sql(PROBE_SQL, relation=relation, rows=True))
+    with reading(relation):
+        rows = source.read_arrow(render_sql(PROBE_SQL, relation=relation, rows=True))
     return rows.num_rows == 0

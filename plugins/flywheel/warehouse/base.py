@@ -31,6 +31,10 @@ _ARROW_TO_SQL = {
 }
 
 
+#: How long one statement of an analyst's relation may run before the warehouse cancels it.
+READER_STATEMENT_TIMEOUT_S = 600.0
+
+
 class WarehouseError(RuntimeError):
     """A warehouse operation was refused or failed; the message names the input and the fix."""
 
@@ -156,6 +160,15 @@ class Warehouse(ABC):
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """A connection whose work commits on exit and rolls back on error."""
+
+    @abstractmethod
+    @contextmanager
+    def reader(self, statement_timeout_s: float = READER_STATEMENT_TIMEOUT_S) -> Iterator[Connection]:
+        """A least-privilege connection for analysts' relations: it reads the warehouse and nothing else.
+
+        The engine, not only a parser, refuses writes and (DuckDB) any file, URL or extension outside the
+        warehouse; a statement running longer than ``statement_timeout_s`` is cancelled (PostgreSQL).
+        """
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         with self.transaction() as conn:

@@ -12,6 +12,7 @@ import duckdb
 import pyarrow as pa
 
 from flywheel.warehouse.base import (
+    READER_STATEMENT_TIMEOUT_S,
     Connection,
     Warehouse,
     WarehouseError,
@@ -22,6 +23,9 @@ from flywheel.warehouse.base import (
 
 #: How long to wait for another process to release the file before giving up.
 LOCK_WAIT_SECONDS = 60.0
+#: An analyst's connection: the warehouse file only (no read_csv, glob, ATTACH, COPY, extensions), its
+#: settings locked so a query cannot lift that. It may still spill to the warehouse's temporary folder.
+READER_CONFIG = {"enable_external_access": False, "lock_configuration": True}
 
 
 class DuckDBConnection(Connection):
@@ -58,11 +62,14 @@ class DuckDBWarehouse(Warehouse):
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
 
-    def _connect(self) -> duckdb.DuckDBPyConnection:
+    def _connect(self, reader: bool = False) -> duckdb.DuckDBPyConnection:
         # Another process (a task, the CLI) may hold the file; DuckDB refuses rather than waits.
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         while True:
             try:
+                if reader:
+                    read_only = self.path != ":memory:"  # an in-memory database cannot be opened read-only
+                    return duckdb.connect(self.path, read_only=read_only, config=dict(READER_CONFIG))
                 return duckdb.connect(self.path)
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
@@ -83,5 +90,14 @@ class DuckDBWarehouse(Warehouse):
                 con.rollback()
                 raise
             con.commit()
+        finally:
+            con.close()
+
+    @contextmanager
+    def reader(self, statement_timeout_s: float = READER_STATEMENT_TIMEOUT_S) -> Iterator[Connection]:
+        """A read-only connection without external access; DuckDB has no statement timeout to set."""
+        con = self._connect(reader=True)
+        try:
+            yield DuckDBConnection(con)
         finally:
             con.close()

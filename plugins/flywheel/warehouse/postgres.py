@@ -10,7 +10,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from flywheel.warehouse.base import Connection, Warehouse, bind_style, used_params, validate_identifier
+from flywheel.warehouse.base import (
+    READER_STATEMENT_TIMEOUT_S,
+    Connection,
+    Warehouse,
+    bind_style,
+    used_params,
+    validate_identifier,
+)
 
 
 def _dsn(url: str) -> str:
@@ -56,6 +63,23 @@ class PostgresWarehouse(Warehouse):
         con = psycopg2.connect(_dsn(self.url))
         try:
             with con:  # commits on success, rolls back on error
+                yield PostgresConnection(con)
+        finally:
+            con.close()
+
+    @contextmanager
+    def reader(self, statement_timeout_s: float = READER_STATEMENT_TIMEOUT_S) -> Iterator[Connection]:
+        """A read-only transaction whose statements are cancelled after ``statement_timeout_s``."""
+        import psycopg2
+
+        con = psycopg2.connect(_dsn(self.url))
+        try:
+            # The server enforces both for the whole transaction; set_config(..., true) is transaction-local.
+            con.set_session(readonly=True)
+            with con:
+                with con.cursor() as cur:
+                    timeout = f"{max(1, round(statement_timeout_s * 1000))}ms"
+                    cur.execute("select set_config('statement_timeout', %s, true)", (timeout,))
                 yield PostgresConnection(con)
         finally:
             con.close()
