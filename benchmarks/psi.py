@@ -5,12 +5,17 @@ Run ``.venv/bin/python benchmarks/psi.py``. It builds a temporary DuckDB warehou
 ``compute_window_drift`` over windows of 1M, 5M and 20M rows, and the NumPy reference (loading the rows and
 the profile into NumPy included) at 1M and 5M. Each path runs in a subprocess of its own, so the SQL path's
 peak memory is not inflated by NumPy's copy of the rows; each is warmed up once and timed as the fastest of
-``--repeat`` runs, since the machine may be shared."""
+``--repeat`` runs, since the machine may be shared.
+
+Then the analysts' ad hoc case: ``flywheel psi`` of the 5M first current rows (a query) against the 1M
+reference rows, profiled on the fly, beside a NumPy pipeline that loads both from DuckDB and computes the
+same PSI; and the ``flywheel psi`` command itself run as a process, for its wall time and peak RSS."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -28,6 +33,12 @@ REFERENCE_ROWS = 1_000_000
 #: The targets of the issue: SQL at least this many times faster, and its process under this peak RSS.
 TARGET_SPEEDUP = 5.0
 TARGET_PEAK_MB = 300.0
+#: The ad hoc case (issue 8): ``flywheel psi`` at least this many times faster than NumPy, its process
+#: under this peak RSS, PSI equal within this.
+ADHOC_HOURS = 5
+TARGET_ADHOC_SPEEDUP = 3.0
+TARGET_ADHOC_PEAK_MB = 600.0
+TARGET_ADHOC_PSI_DIFF = 1e-9
 
 
 def _columns_sql() -> str:
@@ -146,6 +157,118 @@ def numpy_psi(warehouse, hours: int) -> dict[str, object]:
     return {"psi": result, "rows": rows.num_rows}
 
 
+def adhoc_current(hours: int) -> str:
+    """The analyst's current relation: the first ``hours`` million current rows, as a query."""
+    end = START + timedelta(hours=hours)
+    return f"select * from features.current where event_ts < timestamp '{end:%Y-%m-%d %H:%M:%S}'"
+
+
+def child_adhoc(path: str, hours: int, repeat: int) -> dict[str, object]:
+    from flywheel.monitoring import compare_relations
+    from flywheel.warehouse import open_warehouse
+
+    warehouse = open_warehouse(f"duckdb:///{path}")
+    current = adhoc_current(hours)
+    compare_relations(warehouse, "features.reference", current, NUMERIC, CATEGORICAL, 10)  # warm-up
+    seconds, drifts = best_of(
+        repeat,
+        lambda: compare_relations(warehouse, "features.reference", current, NUMERIC, CATEGORICAL, 10),
+    )
+    return {"seconds": seconds, "psi": {d.feature: d.psi for d in drifts}, "rows": drifts[0].window_rows}
+
+
+def child_adhoc_numpy(path: str, hours: int, repeat: int) -> dict[str, object]:
+    from flywheel.warehouse import open_warehouse
+
+    warehouse = open_warehouse(f"duckdb:///{path}")
+    warehouse.read_arrow("select * from features.reference limit 1")  # warm-up
+    seconds, result = best_of(repeat, lambda: numpy_adhoc_psi(warehouse, hours))
+    return {"seconds": seconds, "psi": result["psi"], "rows": result["rows"]}
+
+
+def numpy_adhoc_psi(warehouse, hours: int) -> dict[str, object]:
+    """Load the reference and current rows into NumPy, then profile and compare them with the reference."""
+    import pyarrow.compute as pc
+
+    from flywheel.monitoring import reference
+
+    columns = ", ".join(NUMERIC + CATEGORICAL)
+    ref_rows = warehouse.read_arrow(f"select {columns} from features.reference")
+    cur_rows = warehouse.read_arrow(f"select {columns} from ({adhoc_current(hours)}) as current_rows")
+    result = {}
+    for name in NUMERIC + CATEGORICAL:
+        if name in NUMERIC:
+            ref = pc.fill_null(ref_rows.column(name).cast("double"), float("nan")).to_numpy()
+            cur = pc.fill_null(cur_rows.column(name).cast("double"), float("nan")).to_numpy()
+            result[name] = reference.feature_psi(ref, cur, "numeric", bins=10).psi
+        else:
+            ref = ref_rows.column(name).to_numpy(zero_copy_only=False)
+            cur = cur_rows.column(name).to_numpy(zero_copy_only=False)
+            result[name] = reference.feature_psi(ref, cur, "categorical", bins=10).psi
+    return {"psi": result, "rows": cur_rows.num_rows}
+
+
+def run_psi_command(path: Path, hours: int) -> dict[str, object]:
+    """``flywheel psi`` as an analyst runs it, in a process of its own: its wall time, its peak RSS
+    (the kernel's high-water mark for that process, from wait4) and the PSI it printed."""
+    command = [sys.executable, "-m", "flywheel.cli", "psi", "--warehouse", f"duckdb:///{path}"]
+    command += ["--reference", "features.reference", "--current", adhoc_current(hours)]
+    command += ["--features", ",".join(NUMERIC + CATEGORICAL), "--categorical", ",".join(CATEGORICAL)]
+    command += ["--format", "json"]
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True)
+        out = process.stdout.read()
+        process.stdout.close()
+        # Reaped here, not by Popen: wait4 reports that process's own rusage (ru_maxrss in KiB).
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - started
+        if process.returncode:
+            err.seek(0)
+            raise SystemExit(f"flywheel psi failed (exit {process.returncode}):\n{err.read()}")
+    features = json.loads(out)["features"]
+    return {
+        "seconds": seconds,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "psi": {name: feature["psi"] for name, feature in features.items()},
+    }
+
+
+def run_adhoc(path: Path, hours: int, repeat: int) -> tuple[dict, dict, dict]:
+    """The ad hoc comparison in SQL (in-process, warm), in NumPy, and as the ``flywheel psi`` command."""
+    sql = run_child("adhoc", path, hours, repeat)
+    numpy = run_child("adhoc_numpy", path, hours, repeat)
+    command = run_psi_command(path, hours)
+    return sql, numpy, command
+
+
+def print_adhoc(sql: dict, numpy: dict, command: dict) -> None:
+    speedup = numpy["seconds"] / sql["seconds"]
+    diff = max(abs(sql["psi"][f] - numpy["psi"][f]) for f in numpy["psi"])
+    command_diff = max(abs(command["psi"][f] - numpy["psi"][f]) for f in numpy["psi"])
+    print(
+        f"\nad hoc flywheel psi, {REFERENCE_ROWS / 1e6:.0f}M reference x {sql['rows'] / 1e6:.0f}M current "
+        f"rows (reference profiled on the fly, {len(NUMERIC)} numeric + {len(CATEGORICAL)} categorical):"
+    )
+    print(
+        f"  SQL {sql['seconds']:.2f} s (peak {sql['peak_rss_mb']:.0f} MB) vs NumPy {numpy['seconds']:.2f} s "
+        f"(peak {numpy['peak_rss_mb']:.0f} MB) = {speedup:.2f}x "
+        f"(target >= {TARGET_ADHOC_SPEEDUP:.0f}x: {'met' if speedup >= TARGET_ADHOC_SPEEDUP else 'MISSED'})"
+    )
+    small = command["peak_rss_mb"] < TARGET_ADHOC_PEAK_MB
+    print(
+        f"  the flywheel psi process: {command['seconds']:.2f} s wall (interpreter start and imports "
+        f"included), peak RSS {command['peak_rss_mb']:.0f} MB "
+        f"(target < {TARGET_ADHOC_PEAK_MB:.0f} MB: {'met' if small else 'MISSED'})"
+    )
+    equal = max(diff, command_diff) <= TARGET_ADHOC_PSI_DIFF
+    print(
+        f"  max |PSI diff| vs NumPy: {diff:.1e} in-process, {command_diff:.1e} printed by the command "
+        f"(target <= {TARGET_ADHOC_PSI_DIFF:.0e}: {'met' if equal else 'MISSED'})"
+    )
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory. Linux's VmHWM belongs to this program alone; getrusage's
     ru_maxrss would also count the parent's memory at fork, which exec does not reset."""
@@ -169,7 +292,9 @@ def run_child(kind: str, path: Path, hours: int, repeat: int = 1) -> dict[str, o
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--child", choices=("build", "sql", "numpy"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", choices=("build", "sql", "numpy", "adhoc", "adhoc_numpy"), help=argparse.SUPPRESS
+    )
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--hours", type=int, default=5, help=argparse.SUPPRESS)
     parser.add_argument("--sizes", default="1,5,20", help="window sizes in millions of rows (default 1,5,20)")
@@ -181,7 +306,13 @@ def main() -> None:
         build(Path(args.db), args.hours * ROWS_PER_HOUR)
         return
     if args.child:
-        result = (child_sql if args.child == "sql" else child_numpy)(args.db, args.hours, args.repeat)
+        children = {
+            "sql": child_sql,
+            "numpy": child_numpy,
+            "adhoc": child_adhoc,
+            "adhoc_numpy": child_adhoc_numpy,
+        }
+        result = children[args.child](args.db, args.hours, args.repeat)
         result["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(result))
         return
@@ -213,6 +344,7 @@ def main() -> None:
             else:
                 line = f"{'skipped':>7}  {'':13}  {'':7}  {'':14}"
             print(f"{sql['rows'] / 1e6:5.0f}M  {sql['seconds']:7.2f}  {sql['peak_rss_mb']:11.0f}  {line}")
+        adhoc = run_adhoc(path, min(ADHOC_HOURS, max(sizes)), args.repeat)
 
     # Growth: the time each extra million rows adds, size to size, beside the fixed cost of a check
     # (opening the warehouse, reading the profile, recording the window), which dominates small windows.
@@ -236,6 +368,7 @@ def main() -> None:
             f"(target >= {TARGET_SPEEDUP:.0f}x: {fast}); SQL peak {sql['peak_rss_mb']:.0f} MB "
             f"(target < {TARGET_PEAK_MB:.0f} MB: {small})"
         )
+    print_adhoc(*adhoc)
     skipped = [s for s in sizes if s > args.numpy_max]
     measured = [s for s in sizes if s <= args.numpy_max and results[s][1]]
     if skipped and measured:
