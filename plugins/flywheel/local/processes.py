@@ -48,12 +48,13 @@ def _persistent_secret(path: Path) -> str:
     return path.read_text().strip()
 
 
-def airflow_environ(settings: Settings, port: int, metadata_url: str | None = None) -> dict[str, str]:
-    """The environment every Airflow component and task of this home runs with."""
+def airflow_environ(
+    settings: Settings, port: int, metadata_url: str | None = None, dags_folder: Path | None = None
+) -> dict[str, str]:
+    """The environment every Airflow component and task of this home runs with; ``dags_folder`` (default:
+    the project's ``dags/``) lets a test run Airflow over DAGs of its own."""
     metadata_url = (
-        metadata_url
-        or settings.airflow_db_url
-        or f"sqlite:///{settings.airflow_home / 'airflow.db'}"
+        metadata_url or settings.airflow_db_url or f"sqlite:///{settings.airflow_home / 'airflow.db'}"
     )
     env = dict(os.environ)
     env.update(
@@ -61,7 +62,7 @@ def airflow_environ(settings: Settings, port: int, metadata_url: str | None = No
             "FLYWHEEL_HOME": str(settings.home),
             "FLYWHEEL_WAREHOUSE_URL": settings.warehouse_url,
             "AIRFLOW_HOME": str(settings.airflow_home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(settings.dags_folder),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder or settings.dags_folder),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(settings.plugins_folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
@@ -140,12 +141,13 @@ class AirflowProcesses:
         port: int | None = None,
         metadata_url: str | None = None,
         setup: Callable[[Mapping[str, str]], None] | None = None,
+        dags_folder: Path | None = None,
     ):
         """``setup(env)`` runs after the database is prepared and before any component starts: on SQLite,
         writes such as creating a backfill are only safe while the scheduler is not running."""
         self.settings = settings
         self.port = port or free_port()
-        self.env = airflow_environ(settings, self.port, metadata_url)
+        self.env = airflow_environ(settings, self.port, metadata_url, dags_folder)
         self.log_dir = settings.airflow_home / "logs" / "components"
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.restarts: dict[str, int] = {}
