@@ -22,6 +22,11 @@ _WRITE_KEYWORDS = frozenset(
     """alter attach call checkpoint copy create delete detach drop export grant import insert install
     into merge nextval pragma revoke set_config setval truncate update upsert vacuum""".split()
 )
+#: PostgreSQL functions that read the server's files or reach other servers, which a read-only transaction
+#: still allows to a privileged role (DuckDB's file readers are refused by the engine itself).
+_SERVER_FILE_FUNCTIONS = frozenset(
+    "dblink dblink_exec lo_export lo_import pg_ls_dir pg_read_binary_file pg_read_file pg_stat_file".split()
+)
 
 
 #: Database errors whose first line names only identifiers, files or limits, never a row's values: DuckDB
@@ -134,6 +139,15 @@ def _check_read_only_select(text: str, dialect: str, role: str) -> None:
             raise RelationError(
                 f"{role} query uses {token.text.upper()!r}, which writes or changes state: only read-only "
                 "select queries are accepted (quote a column of that name)"
+            )
+    for token in tokens:
+        if (
+            token.token_type.name not in ("STRING", "IDENTIFIER")
+            and token.text.lower() in _SERVER_FILE_FUNCTIONS
+        ):
+            raise RelationError(
+                f"{role} query calls {token.text.lower()}(), which reads the server's files or another "
+                "server: read tables of the warehouse only"
             )
     if any(isinstance(node, exp.Placeholder) for node in statement.walk()):
         raise RelationError(f"{role} query has a placeholder (?, :name, $1): write the values into the query")

@@ -27,6 +27,8 @@ REFUSED = {
     "select * into t2 from t": "INTO",
     "with d as (delete from t returning *) select * from d": "DELETE",
     "select nextval('seq')": "NEXTVAL",
+    "select pg_read_file('/etc/passwd') as x": "reads the server's files",
+    "select * from pg_ls_dir('.') as d": "pg_ls_dir",
     "select * from t where id = :id": "placeholder",
     "select from where": "does not parse",
     "": "empty",
