@@ -15,6 +15,7 @@ from flywheel.simulate import SimulationConfig, simulate
 from flywheel.training.registry import list_versions
 from flywheel.warehouse import open_warehouse
 from flywheel.warehouse.ingest import ingest_interval
+from flywheel.warehouse.published import publish_hours
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -30,6 +31,7 @@ def test_retrain_request_trains_and_registers_a_candidate_once(
     ingest_interval(START, START + timedelta(hours=HOURS + 1), settings=home)
     run_dbt(["build"], home)
     apply_and_materialize(START, START + timedelta(hours=HOURS + 1), settings=home)
+    publish_hours(open_warehouse(home.warehouse_url), START, START + timedelta(hours=HOURS), "test")
     # A small search: scheduled runs take the DAG's defaults, which a deployment sets from the environment.
     monkeypatch.setenv("FLYWHEEL_TRAIN_BUDGET", "3")
     monkeypatch.setenv("FLYWHEEL_TRAIN_MAX_EPOCHS", "3")

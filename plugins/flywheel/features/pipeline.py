@@ -161,9 +161,18 @@ def _run_gates(suites: Iterable[str], hours: list[datetime], run_id: str, settin
 
 
 def gate_raw_events(interval: Mapping[str, str], run_id: str, settings: Settings | None = None) -> dict:
-    """Validate each hour of ``raw.*`` in the interval; failing partitions move to quarantine."""
+    """Validate each hour of ``raw.*`` in the interval; failing partitions move to quarantine.
+
+    The interval's hours leave ``features.published_hours`` first: training and drift do not read them
+    again until this run has passed every gate and published them.
+    """
+    from flywheel.warehouse import open_warehouse
+    from flywheel.warehouse.published import withdraw_hours
+
     settings = settings or get_settings()
-    hours = hours_between(naive_utc(interval["start"]), naive_utc(interval["end"]))
+    start, end = naive_utc(interval["start"]), naive_utc(interval["end"])
+    withdraw_hours(open_warehouse(settings.warehouse_url), start, end)
+    hours = hours_between(start, end)
     return {**interval, "gates_passed": _run_gates(RAW_SUITES, hours, run_id, settings)}
 
 
@@ -180,10 +189,14 @@ def gate_feature_marts(interval: Mapping[str, str], run_id: str, settings: Setti
 def publish_features(interval: Mapping[str, str], run_id: str, settings: Settings | None = None) -> dict:
     """Register the feature definitions with Feast and materialize the interval's snapshots online."""
     from flywheel.features.store import apply_and_materialize
+    from flywheel.warehouse import open_warehouse
+    from flywheel.warehouse.published import publish_hours
 
     settings = settings or get_settings()
     start, end = naive_utc(interval["start"]), naive_utc(interval["end"])
     counts = apply_and_materialize(start + timedelta(hours=1), end + timedelta(hours=1), settings=settings)
     record_publication(interval, run_id, settings)
-    log.info("materialized %s", counts)
+    # Every gate of these hours passed: training sets and drift windows may read them now.
+    hours = publish_hours(open_warehouse(settings.warehouse_url), start, end, run_id)
+    log.info("materialized %s; published %d hour(s) from %s", counts, hours, start)
     return {**interval, "materialized": counts.get("rows", {})}

@@ -107,6 +107,7 @@ def check_window(
     """PSI per feature and online performance for one hour; metrics exported; returns the summary."""
     from flywheel.monitoring import compute_window_drift, drift_decision, export_metrics, online_performance
     from flywheel.warehouse import open_warehouse
+    from flywheel.warehouse.published import is_published
 
     settings = settings or get_settings()
     start, end = resolve_window(asset_events, data_interval_end, params)
@@ -120,6 +121,13 @@ def check_window(
         log.warning("no registered model yet: nothing to compare [%s, %s) against", start, end)
         return {**summary, "status": "no_reference"}
     warehouse = open_warehouse(settings.warehouse_url)
+    if not is_published(warehouse, start):
+        # Not (or no longer) published: a gate failed or a rebuild is under way. No PSI is recorded, so
+        # the hour also breaks any sustained streak.
+        log.warning(
+            "hour %s is not published by build_features (features.published_hours): not checked", start
+        )
+        return {**summary, "status": "unpublished"}
     drifts = compute_window_drift(warehouse, version, CURRENT_RELATION, start, end)
     performance = online_performance(warehouse, start, end)
     knobs = thresholds()

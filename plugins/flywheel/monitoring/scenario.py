@@ -32,6 +32,7 @@ def prepare_drift_world(
     from flywheel.training.registry import register_candidate
     from flywheel.warehouse import open_warehouse
     from flywheel.warehouse.ingest import ingest_interval
+    from flywheel.warehouse.published import publish_hours
 
     settings.ensure_dirs()
     config = SimulationConfig(
@@ -45,6 +46,8 @@ def prepare_drift_world(
     simulate(config, settings.landing_dir)
     ingest_interval(START, START + timedelta(hours=hours + 1), settings=settings)
     run_dbt(["build"], settings)
+    # As build_features leaves it once every gate passed: drift reads published hours only.
+    publish_hours(open_warehouse(settings.warehouse_url), START, START + timedelta(hours=hours), "scenario")
     window = (START + timedelta(hours=reference_hours[0]), START + timedelta(hours=reference_hours[1]))
     version = register_candidate(
         data_version=f"scenario-{drift}-{seed}",

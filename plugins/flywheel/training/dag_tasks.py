@@ -20,19 +20,22 @@ DEFAULT_WINDOW_HOURS = 48
 
 
 def latest_complete_hour(settings: Settings) -> datetime:
-    """The start of the newest hour in ``marts.training_examples``: that hour's clicks may still arrive."""
+    """The newest hour ``build_features`` published: the window ends at its start, since that hour's clicks
+    may still arrive."""
     from flywheel.warehouse import open_warehouse
+    from flywheel.warehouse.published import PUBLISHED_HOURS_TABLE
 
     warehouse = open_warehouse(settings.warehouse_url)
-    if not warehouse.table_exists("marts.training_examples"):
+    if not warehouse.table_exists(PUBLISHED_HOURS_TABLE):
         raise ValueError(
-            "marts.training_examples does not exist in the warehouse: build_features has not run yet"
+            f"{PUBLISHED_HOURS_TABLE} does not exist in the warehouse: build_features has not published "
+            "any features yet"
         )
-    newest = warehouse.read_arrow("select max(event_ts) as newest from marts.training_examples")
+    newest = warehouse.read_arrow(f"select max(hour) as newest from {PUBLISHED_HOURS_TABLE}")
     value = newest.column("newest")[0].as_py()
     if value is None:
-        raise ValueError("marts.training_examples is empty: there is nothing to train on yet")
-    return value.replace(minute=0, second=0, microsecond=0)
+        raise ValueError("no hour of features is published yet: there is nothing to train on")
+    return value
 
 
 def training_window(
@@ -61,7 +64,7 @@ def build_training_set(
 
     settings = settings or get_settings()
     start, end = training_window(asset_events, params, settings)
-    frame = training_set(start, end, settings)
+    frame = published_rows(training_set(start, end, settings), start, end, settings)
     log.info(
         "training window [%s, %s): %d impressions, %.2f%% clicked",
         start,
@@ -70,6 +73,36 @@ def build_training_set(
         100 * frame["label"].mean(),
     )
     return prepare_run(frame, start, end, run_id, settings)
+
+
+def published_rows(frame: Any, start: datetime, end: datetime, settings: Settings) -> Any:
+    """The rows of ``frame`` whose hour ``build_features`` published after every gate passed.
+
+    An hour whose gate failed (or that a run is rebuilding) stays out until a rerun publishes it.
+    """
+    import pandas as pd
+
+    from flywheel.warehouse import open_warehouse
+    from flywheel.warehouse.published import published_hours
+
+    published = published_hours(open_warehouse(settings.warehouse_url), start, end)
+    if not published:
+        raise ValueError(
+            f"no hour of the training window [{start}, {end}) is published: build_features has not passed "
+            "its gates for it (features.published_hours); rerun build_features for it or pick another window"
+        )
+    hours = pd.to_datetime(frame["event_ts"]).dt.floor("h")
+    keep = hours.isin(pd.DatetimeIndex(published))
+    left_out = sorted(set(hours[~keep]))
+    if left_out:
+        log.warning(
+            "left out %d impression(s) of %d unpublished hour(s) (a gate failed, or a rebuild is under "
+            "way): %s",
+            int((~keep).sum()),
+            len(left_out),
+            ", ".join(f"{h:%Y-%m-%d %H:00}" for h in left_out[:10]) + (" ..." if len(left_out) > 10 else ""),
+        )
+    return frame[keep.to_numpy()].reset_index(drop=True)
 
 
 def prepare_run(

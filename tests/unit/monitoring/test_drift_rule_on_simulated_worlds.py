@@ -10,6 +10,8 @@ import pytest
 from flywheel.config import Settings
 from flywheel.monitoring.drift_dag_tasks import check_window, record_request, should_request_retrain
 from flywheel.monitoring.scenario import START, prepare_drift_world
+from flywheel.warehouse import open_warehouse
+from flywheel.warehouse.published import publish_hours, withdraw_hours
 
 pytestmark = pytest.mark.slow
 
@@ -32,6 +34,26 @@ def test_interest_shift_fires_within_two_windows_of_onset(home: Settings) -> Non
     # Window h covers [h-1, h): the onset at hour 48 first shows in window 49.
     assert fired and fired[0] in (49, 50), fired
     assert all(h > 48 for h in fired)
+
+
+def test_an_unpublished_hour_is_not_checked(home: Settings) -> None:
+    prepare_drift_world(home, "interest_shift", hours=52, impressions_per_hour=600)
+    wh = open_warehouse(home.warehouse_url)
+    withdraw_hours(wh, START + timedelta(hours=49), START + timedelta(hours=50))  # its gate failed
+    window = {"window_end": (START + timedelta(hours=50)).isoformat()}
+    summary = check_window([], None, window, home)
+    assert summary["status"] == "unpublished" and not summary.get("fire")
+    recorded = (
+        wh.read_arrow(
+            "select count(*) as n from monitoring.feature_drift where window_end = :end",
+            {"end": START + timedelta(hours=50)},
+        )
+        if wh.table_exists("monitoring.feature_drift")
+        else None
+    )
+    assert recorded is None or recorded.to_pylist() == [{"n": 0}]
+    publish_hours(wh, START + timedelta(hours=49), START + timedelta(hours=50), "rerun")  # a rerun passed
+    assert check_window([], None, window, home)["status"] == "ok"
 
 
 def test_a_stationary_world_never_fires_in_72_hours(home: Settings) -> None:

@@ -1,0 +1,59 @@
+"""Which hours of features are published: ``features.published_hours``, written by ``build_features`` once
+every gate of an hour passed, and the only hours training sets and drift windows read.
+
+An hour leaves the table when a run starts rebuilding it and comes back when that run publishes it, so
+the hours of a failed gate stay out of training and monitoring until a rerun passes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+
+from flywheel.events import hours_between, naive_utc
+from flywheel.warehouse.base import Warehouse
+from flywheel.warehouse.templates import render_sql
+
+PUBLISHED_HOURS_TABLE = "features.published_hours"
+SCHEMA = pa.schema(
+    [("hour", pa.timestamp("us")), ("run_id", pa.string()), ("published_at", pa.timestamp("us"))]
+)
+
+
+def withdraw_hours(warehouse: Warehouse, start: datetime, end: datetime) -> None:
+    """Take the hours of ``[start, end)`` out of publication while a run rebuilds them."""
+    start, end = naive_utc(start), naive_utc(end)
+    with warehouse.transaction() as conn:
+        conn.ensure_table(PUBLISHED_HOURS_TABLE, SCHEMA)
+        conn.execute(
+            render_sql("delete_partition.sql", table=PUBLISHED_HOURS_TABLE, column="hour"),
+            {"start": start, "end": end},
+        )
+
+
+def publish_hours(warehouse: Warehouse, start: datetime, end: datetime, run_id: str) -> int:
+    """Mark every hour of ``[start, end)`` published by ``run_id`` (replacing earlier marks); how many."""
+    start, end = naive_utc(start), naive_utc(end)
+    now = naive_utc(datetime.now(UTC))
+    rows = pa.Table.from_pylist(
+        [{"hour": h, "run_id": run_id, "published_at": now} for h in hours_between(start, end)], schema=SCHEMA
+    )
+    with warehouse.transaction() as conn:
+        conn.ensure_table(PUBLISHED_HOURS_TABLE, SCHEMA)
+        return conn.replace_partition(PUBLISHED_HOURS_TABLE, rows, "hour", start, end)
+
+
+def published_hours(warehouse: Warehouse, start: datetime, end: datetime) -> list[datetime]:
+    """The published hours in ``[start, end)``, ascending; none before ``build_features`` first publishes."""
+    start, end = naive_utc(start), naive_utc(end)
+    if not warehouse.table_exists(PUBLISHED_HOURS_TABLE):
+        return []
+    rows = warehouse.read_arrow(render_sql("published_hours.sql"), {"start": start, "end": end})
+    return [h.as_py() for h in rows.column("hour")]
+
+
+def is_published(warehouse: Warehouse, hour: datetime) -> bool:
+    """Whether the hour starting at ``hour`` is published."""
+    hour = naive_utc(hour)
+    return published_hours(warehouse, hour, hour + timedelta(hours=1)) == [hour]
