@@ -1,4 +1,5 @@
-"""The retrain rule: PSI over a threshold in the latest window, or over a lower one for several windows."""
+"""The retrain rule for the model in service: PSI over a threshold in the latest window, or over a lower one
+for several consecutive hours."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from flywheel.events import naive_utc
-from flywheel.monitoring.drift import FEATURE_DRIFT_TABLE
-from flywheel.warehouse import Warehouse
+from flywheel.monitoring.drift import FEATURE_DRIFT_TABLE, has_model_version
+from flywheel.warehouse import Warehouse, WarehouseError
 from flywheel.warehouse.templates import render_sql
 
 log = logging.getLogger(__name__)
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 DECISION_SQL = "monitoring/drift_decision.sql"
 #: PSI that requests retraining on its own (the industry's "significant shift").
 PSI_THRESHOLD = 0.2
-#: PSI that requests retraining when it holds for ``SUSTAINED_WINDOWS`` consecutive windows.
+#: PSI that requests retraining when it holds for ``SUSTAINED_WINDOWS`` consecutive hourly windows.
 SUSTAINED_THRESHOLD = 0.1
 SUSTAINED_WINDOWS = 2
 
@@ -32,23 +33,33 @@ class Decision:
 
 def drift_decision(
     warehouse: Warehouse,
+    model_version: str,
     window_end: datetime,
     psi_threshold: float = PSI_THRESHOLD,
     sustained_threshold: float = SUSTAINED_THRESHOLD,
     sustained_windows: int = SUSTAINED_WINDOWS,
 ) -> Decision:
-    """Apply the rule of ``sql/monitoring/drift_decision.sql`` to the windows recorded up to ``window_end``.
+    """Apply the rule of ``sql/monitoring/drift_decision.sql`` to the windows recorded for ``model_version``
+    up to ``window_end``.
 
-    Reads ``monitoring.feature_drift`` only; a window with no data never fires.
+    Reads ``monitoring.feature_drift`` only. Windows measured against another model never count, the
+    sustained branch needs each of the last ``sustained_windows`` hours (a missing hour breaks it), and a
+    window with no data never fires.
     """
     if sustained_windows < 1:
         raise ValueError(f"sustained_windows must be at least 1, got {sustained_windows}")
     window_end = naive_utc(window_end)
     if not warehouse.table_exists(FEATURE_DRIFT_TABLE):
         return Decision(False, {}, f"no drift recorded yet ({FEATURE_DRIFT_TABLE} does not exist)")
+    if not has_model_version(warehouse):
+        raise WarehouseError(
+            f"{FEATURE_DRIFT_TABLE} has no model_version column (written before rows named their model): "
+            "the next compute_window_drift (detect_drift's check_window) adds it, filled from profile_id"
+        )
     rows = warehouse.read_arrow(
         render_sql(DECISION_SQL),
         {
+            "model_version": model_version,
             "window_end": window_end,
             "psi_threshold": float(psi_threshold),
             "sustained_threshold": float(sustained_threshold),
@@ -57,7 +68,7 @@ def drift_decision(
     ).to_pylist()
     fired = [r for r in rows if r["fire"]]
     if not rows:
-        reason = f"no drift recorded for any window up to {window_end:%Y-%m-%d %H:%M}"
+        reason = f"no drift recorded for model {model_version} up to {window_end:%Y-%m-%d %H:%M}"
     elif fired:
         reason = "; ".join(_why(r, psi_threshold, sustained_threshold, sustained_windows) for r in fired)
     elif all(r["latest_status"] != "ok" for r in rows):
@@ -67,10 +78,16 @@ def drift_decision(
         highest = max((r for r in rows if r["latest_psi"] is not None), key=lambda r: r["latest_psi"])
         reason = (
             f"no feature drifted: highest PSI {highest['latest_psi']:.4f} ({highest['feature']}) "
-            f"< {psi_threshold}, and none >= {sustained_threshold} for {sustained_windows} windows"
+            f"< {psi_threshold}, and none >= {sustained_threshold} for {sustained_windows} consecutive hours"
         )
     decision = Decision(bool(fired), {r["feature"]: float(r["latest_psi"]) for r in fired}, reason)
-    log.info("drift decision for window ending %s: fire=%s (%s)", window_end, decision.fire, reason)
+    log.info(
+        "drift decision for model %s, window ending %s: fire=%s (%s)",
+        model_version,
+        window_end,
+        decision.fire,
+        reason,
+    )
     return decision
 
 

@@ -29,14 +29,16 @@ from flywheel.monitoring.relations import (
 )
 from flywheel.monitoring.rows import insert_rows
 from flywheel.warehouse import Warehouse
-from flywheel.warehouse.base import READER_STATEMENT_TIMEOUT_S
+from flywheel.warehouse.base import READER_STATEMENT_TIMEOUT_S, Connection
 from flywheel.warehouse.templates import render_sql
 
 log = logging.getLogger(__name__)
 
 PSI_SQL = "monitoring/psi.sql"
 FEATURE_DRIFT_TABLE = "monitoring.feature_drift"
-#: One row per window and feature; ``bins`` is the JSON list of the feature's bins (shares, edges).
+#: One row per window, model and feature: the PSI of the window against the reference of
+#: ``model_version`` (the model in service when it was measured; its profile is ``profile_id``). ``bins`` is
+#: the JSON list of the feature's bins (shares, edges).
 FEATURE_DRIFT_SCHEMA = pa.schema(
     [
         ("window_start", pa.timestamp("us")),
@@ -48,10 +50,19 @@ FEATURE_DRIFT_SCHEMA = pa.schema(
         ("window_rows", pa.int64()),
         ("bins", pa.string()),
         ("profile_id", pa.string()),
+        ("model_version", pa.string()),
     ]
 )
+# Keyed on the model too: the same hour measured for a new model must leave the old model's verdict on it.
 _DELETE_WINDOW = (
     "delete from monitoring.feature_drift where window_start = :window_start and window_end = :window_end"
+    " and model_version = :model_version"
+)
+# Tables written before rows named their model: the profile was always the model's version (train_model
+# stores each model's reference under it), so it is the model those rows were measured against.
+_ADD_MODEL_VERSION = "alter table monitoring.feature_drift add column if not exists model_version varchar"
+_FILL_MODEL_VERSION = (
+    "update monitoring.feature_drift set model_version = profile_id where model_version is null"
 )
 _BIN_FIELDS = (
     "bin",
@@ -79,6 +90,7 @@ class FeatureDrift:
     window_start: datetime | None = None
     window_end: datetime | None = None
     profile_id: str | None = None
+    model_version: str | None = None
 
 
 def flag_type(warehouse: Warehouse) -> str:
@@ -95,13 +107,17 @@ def compute_window_drift(
     *,
     timestamp_column: str | None = "event_ts",
     share_floor: float = SHARE_FLOOR,
+    model_version: str | None = None,
 ) -> list[FeatureDrift]:
     """PSI of every feature of profile ``profile_id`` over ``window_start <= timestamp_column < window_end``
     of ``current_relation`` (a table or a select; ``timestamp_column=None`` takes it whole as the window).
 
-    Replaces the window's rows in ``monitoring.feature_drift``, so a rerun changes nothing. An empty window
-    is recorded with status 'no_data' and no PSI.
+    The rows record ``model_version``, the model the window was measured for (by default ``profile_id``:
+    each model's reference is stored under its version). They replace that model's rows for the window in
+    ``monitoring.feature_drift``, so a rerun changes nothing, and a window measured for a new model keeps
+    the old model's rows beside it. An empty window is recorded with status 'no_data' and no PSI.
     """
+    model_version = profile_id if model_version is None else model_version
     window_start, window_end = naive_utc(window_start), naive_utc(window_end)
     if window_end <= window_start:
         raise ValueError(f"window_end {window_end} must be after window_start {window_start}")
@@ -128,9 +144,14 @@ def compute_window_drift(
             "window_end": window_end,
             "share_floor": share_floor,
         }
-        drifts = _feature_drifts(conn.read_arrow(sql, params), window_start, window_end, profile_id)
-        conn.ensure_table(FEATURE_DRIFT_TABLE, FEATURE_DRIFT_SCHEMA)
-        conn.execute(_DELETE_WINDOW, {"window_start": window_start, "window_end": window_end})
+        drifts = _feature_drifts(
+            conn.read_arrow(sql, params), window_start, window_end, profile_id, model_version
+        )
+        ensure_feature_drift_table(conn)
+        conn.execute(
+            _DELETE_WINDOW,
+            {"window_start": window_start, "window_end": window_end, "model_version": model_version},
+        )
         insert_rows(conn, FEATURE_DRIFT_TABLE, FEATURE_DRIFT_SCHEMA, _drift_rows(drifts))
     for drift in drifts:
         log.info("PSI %s [%s, %s): %s (%s)", drift.feature, window_start, window_end, drift.psi, drift.status)
@@ -176,11 +197,29 @@ def compare_relations(
         )
         with reading(reference_relation, current_relation):
             rows = conn.read_arrow(sql, {**plan.params(), **edge_params, "share_floor": share_floor})
-    return _feature_drifts(rows, None, None, None)
+    return _feature_drifts(rows, None, None, None, None)
+
+
+def ensure_feature_drift_table(conn: Connection) -> None:
+    """Create ``monitoring.feature_drift``, or give a table written before rows named their model the
+    ``model_version`` column, filled from ``profile_id``. Idempotent."""
+    conn.ensure_table(FEATURE_DRIFT_TABLE, FEATURE_DRIFT_SCHEMA)
+    if not has_model_version(conn):
+        conn.execute(_ADD_MODEL_VERSION)
+        conn.execute(_FILL_MODEL_VERSION)
+
+
+def has_model_version(source: Warehouse | Connection) -> bool:
+    """Whether ``monitoring.feature_drift`` (which must exist) records the model of each row."""
+    return "model_version" in relation_columns(source, parse_relation(FEATURE_DRIFT_TABLE))
 
 
 def _feature_drifts(
-    rows: pa.Table, window_start: datetime | None, window_end: datetime | None, profile_id: str | None
+    rows: pa.Table,
+    window_start: datetime | None,
+    window_end: datetime | None,
+    profile_id: str | None,
+    model_version: str | None,
 ) -> list[FeatureDrift]:
     by_feature: dict[str, list[dict[str, Any]]] = {}
     for row in rows.to_pylist():
@@ -199,6 +238,7 @@ def _feature_drifts(
                 window_start=window_start,
                 window_end=window_end,
                 profile_id=profile_id,
+                model_version=model_version,
             )
         )
     return drifts
@@ -223,6 +263,7 @@ def _drift_rows(drifts: list[FeatureDrift]) -> list[dict[str, Any]]:
             "window_rows": d.window_rows,
             "bins": json.dumps(d.bins),
             "profile_id": d.profile_id,
+            "model_version": d.model_version,
         }
         for d in drifts
     ]
