@@ -128,11 +128,12 @@ def check_window(
             "hour %s is not published by build_features (features.published_hours): not checked", start
         )
         return {**summary, "status": "unpublished"}
-    drifts = compute_window_drift(warehouse, version, CURRENT_RELATION, start, end)
+    drifts = compute_window_drift(warehouse, version, CURRENT_RELATION, start, end, model_version=version)
     performance = online_performance(warehouse, start, end)
     knobs = thresholds()
     decision = drift_decision(
         warehouse,
+        version,
         end,
         psi_threshold=knobs["psi_threshold"],
         sustained_threshold=knobs["sustained_threshold"],
