@@ -1,11 +1,20 @@
 {% macro window_start(column) -%}
-    {#- The first hour an incremental run rebuilds: the model's latest hour less the lookback, so events
-        that arrive late (a click an hour after its impression, a re-ingested hour) are picked up.
+    {#- The first hour an incremental run rebuilds: the earlier of the model's latest hour and the start of
+        the run's interval (var flywheel_interval_start), less the lookback. The lookback picks up events
+        that arrive late (a click an hour after its impression); the interval start makes a rerun of an
+        old, repaired hour rebuild it and every hour after it, whose 24 h and 7 d windows include it, so
+        the result equals a full refresh. The lookback applies before the interval start too: a repaired
+        hour's clicks and orders relabel the impressions of the hour before it.
         An empty table starts from the beginning of time. -#}
+    {%- set latest = "coalesce(max(" ~ column ~ "), cast('1900-01-01' as timestamp))" -%}
+    {%- set interval_start = var('flywheel_interval_start') -%}
+    {%- if interval_start is not none -%}
+        {#- text from --vars: quotes doubled, so it can only be a (possibly bad) timestamp -#}
+        {%- set quoted = "'" ~ (interval_start | string | replace("'", "''")) ~ "'" -%}
+        {%- set latest = "least(" ~ latest ~ ", cast(" ~ quoted ~ " as timestamp))" -%}
+    {%- endif -%}
     (
-        select
-            coalesce(max({{ column }}), cast('1900-01-01' as timestamp))
-            - interval '1 hour' * {{ var('flywheel_lookback_hours') }}
+        select {{ latest }} - interval '1 hour' * {{ var('flywheel_lookback_hours') }}
         from {{ this }}
     )
 {%- endmacro %}

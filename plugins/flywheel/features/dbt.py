@@ -1,6 +1,7 @@
 """Run the dbt project in ``dbt/`` against the warehouse of the current settings, DuckDB or PostgreSQL.
 
-``python -m flywheel.features.dbt build`` is ``dbt build`` with the profile's environment filled in.
+``python -m flywheel.features.dbt build`` is ``dbt build`` with the profile's environment filled in;
+``build_model`` is what each of ``build_features``' dbt tasks runs for its run's interval.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -26,6 +28,9 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 #: Statuses in ``run_results.json`` that make a dbt command fail (``warn`` does not).
 _FAILED = {"error", "fail", "runtime error"}
+
+#: The dbt variable that hands a run's interval start to ``window_start()`` (dbt/macros/replace_window.sql).
+INTERVAL_VAR = "flywheel_interval_start"
 
 
 def dbt_target(settings: Settings | None = None) -> str:
@@ -123,6 +128,37 @@ def run_dbt(
         f"dbt {' '.join(args)} failed on the {target} warehouse (exit {completed.returncode}): "
         f"{detail or 'see the output above'}. Full log: {log_path / 'dbt.log'}"
     )
+
+
+def build_model(
+    model: str,
+    interval: Mapping[str, str] | None = None,
+    settings: Settings | None = None,
+    *,
+    target_path: Path | None = None,
+    echo: bool = False,
+) -> str:
+    """``dbt build`` of one model (unit tests, model, data tests) for the run that owns ``interval``.
+
+    The incremental models rebuild from the earlier of their newest hour and the interval's start, less
+    the lookback: a rerun of an old, repaired interval rebuilds it and everything after it, so the marts
+    equal a full refresh. Without an interval only the lookback before the newest hour is rebuilt.
+    """
+    args = ["build", "--select", model]
+    if interval is not None:
+        args += ["--vars", json.dumps(interval_vars(interval))]
+    run_dbt(args, settings, target_path=target_path, echo=echo)
+    return model
+
+
+def interval_vars(interval: Mapping[str, str]) -> dict[str, str]:
+    """The ``--vars`` of a run's interval: its start as a naive UTC timestamp literal, parsed first, so
+    nothing but a timestamp reaches the SQL."""
+    # here, not at the top: the DAG imports this module at parse time, and flywheel.events loads pyarrow
+    from flywheel.events import naive_utc
+
+    start = naive_utc(interval["start"])
+    return {INTERVAL_VAR: start.isoformat(sep=" ")}
 
 
 def _failures(run_results: Path) -> list[str]:

@@ -41,16 +41,25 @@ def load_models(manifest_path: Path = MANIFEST_PATH) -> dict[str, dict[str, Any]
 
 
 @task
-def build_dbt_model(model: str) -> str:
-    """``dbt build`` of one model: its unit tests, the model, then its data tests."""
-    from flywheel.features.dbt import run_dbt
+def build_dbt_model(model: str, interval: dict[str, str] | None = None) -> str:
+    """``dbt build`` of one model for the run's interval: its unit tests, the model, then its data tests."""
+    from flywheel.features.dbt import build_model
 
-    run_dbt(["build", "--select", model], echo=True)
-    return model
+    return build_model(model, interval, echo=True)
 
 
-def dbt_task_group(group_id: str = "dbt_models", *, pool: str = "warehouse", retries: int = 2) -> TaskGroup:
-    """A task group mirroring the dbt DAG, one ``build_dbt_model`` task per model, in manifest order."""
+def dbt_task_group(
+    group_id: str = "dbt_models",
+    *,
+    interval: Any = None,
+    pool: str = "warehouse",
+    retries: int = 2,
+) -> TaskGroup:
+    """A task group mirroring the dbt DAG, one ``build_dbt_model`` task per model, in manifest order.
+
+    ``interval`` is the run's interval, usually the XCom of the task that resolved it: every model task
+    receives it at run time (a rerun of an old interval rebuilds from its start), and depends on that task.
+    """
     models = load_models()
     with TaskGroup(group_id=group_id, tooltip="dbt build, one task per model") as group:
         tasks = {
@@ -59,7 +68,7 @@ def dbt_task_group(group_id: str = "dbt_models", *, pool: str = "warehouse", ret
                 pool=pool,
                 retries=retries,
                 doc_md=f"**{model['layer']}** model `{model['name']}`: {model['description']}",
-            )(model["name"])
+            )(model["name"], interval)
             for unique_id, model in models.items()
         }
         for unique_id, model in models.items():
