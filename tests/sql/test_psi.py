@@ -9,9 +9,10 @@ import pyarrow as pa
 import pytest
 
 from flywheel.config import Settings
-from flywheel.monitoring import compare_relations, compute_window_drift, profile_reference
+from flywheel.monitoring import compare_relations, compute_window_drift, drift_decision, profile_reference
 from flywheel.monitoring import reference as ref
-from flywheel.warehouse import Warehouse, open_warehouse
+from flywheel.monitoring.drift import FEATURE_DRIFT_SCHEMA
+from flywheel.warehouse import Warehouse, WarehouseError, open_warehouse
 
 TOLERANCE = 1e-9
 START = datetime(2026, 1, 1)
@@ -176,6 +177,86 @@ def test_window_without_rows_is_no_data_and_rerun_replaces_the_window(warehouse:
         "select status, count(*) as n from monitoring.feature_drift group by status order by status"
     ).to_pylist()
     assert counts == [{"status": "no_data", "n": 1}, {"status": "ok", "n": 1}]
+
+
+def _drift_table(warehouse: Warehouse) -> list[dict]:
+    return warehouse.read_arrow(
+        "select window_start, window_end, feature, psi, status, window_rows, bins, profile_id, model_version"
+        " from monitoring.feature_drift order by model_version, window_end, feature"
+    ).to_pylist()
+
+
+def test_each_model_keeps_its_own_rows_for_a_window_and_a_rerun_changes_nothing(
+    warehouse: Warehouse,
+) -> None:
+    # Two hours of rows; the second hour drifts far from the first model's reference (x in 0..4).
+    hours = [START + timedelta(minutes=10 * i) for i in range(12)]
+    xs = [float(i % 5) for i in range(6)] + [float(10 + i) for i in range(6)]
+    load(warehouse, "features.rows", {"event_ts": (pa.timestamp("us"), hours), "x": (pa.float64(), xs)})
+    profile_reference(warehouse, "select * from features.rows where x < 5", ["x"], profile_id="v1")
+    profile_reference(warehouse, "select * from features.rows where x >= 10", ["x"], profile_id="v2")
+    second_hour = (START + timedelta(hours=1), START + timedelta(hours=2))
+
+    for model in ("v1", "v2"):
+        compute_window_drift(warehouse, model, "features.rows", START, START + timedelta(hours=1))
+        compute_window_drift(warehouse, model, "features.rows", *second_hour)
+    before = _drift_table(warehouse)
+    decisions = {model: drift_decision(warehouse, model, second_hour[1]) for model in ("v1", "v2")}
+    # The same hour measured for v2 left v1's rows for it in place, and v1's drift is not v2's.
+    assert [(r["model_version"], r["window_end"]) for r in before] == [
+        ("v1", START + timedelta(hours=1)),
+        ("v1", second_hour[1]),
+        ("v2", START + timedelta(hours=1)),
+        ("v2", second_hour[1]),
+    ]
+    assert all(r["profile_id"] == r["model_version"] for r in before)
+    assert decisions["v1"].fire and decisions["v1"].features["x"] > 1
+    # The second hour is v2's own training data: v1's PSI over it, in the same window, is not v2's.
+    assert before[3]["psi"] == pytest.approx(0.0, abs=TOLERANCE)
+    assert not decisions["v2"].fire and decisions["v2"].features == {}
+
+    again = compute_window_drift(warehouse, "v2", "features.rows", *second_hour)
+    assert _drift_table(warehouse) == before
+    assert again[0].model_version == "v2" and again[0].psi == before[3]["psi"]
+    assert drift_decision(warehouse, "v2", second_hour[1]) == decisions["v2"]
+
+
+def test_a_drift_table_written_before_rows_named_their_model_is_upgraded(warehouse: Warehouse) -> None:
+    # The table as it was: no model_version column; profile_id was always the model's version.
+    hours = [START + timedelta(minutes=10 * i) for i in range(12)]
+    load(
+        warehouse, "features.rows", {"event_ts": (pa.timestamp("us"), hours), "x": (pa.float64(), [1.0] * 12)}
+    )
+    profile_reference(warehouse, "features.rows", ["x"], profile_id="v1")
+    old_columns = [name for name in FEATURE_DRIFT_SCHEMA.names if name != "model_version"]
+    load(
+        warehouse,
+        "monitoring.feature_drift",
+        {
+            name: (FEATURE_DRIFT_SCHEMA.field(name).type, [value])
+            for name, value in zip(
+                old_columns,
+                [START, START + timedelta(hours=1), "x", "numeric", 0.15, "ok", 6, "[]", "v1"],
+                strict=True,
+            )
+        },
+    )
+    with pytest.raises(WarehouseError, match="no model_version column.*compute_window_drift"):
+        drift_decision(warehouse, "v1", START + timedelta(hours=1))
+
+    second_hour = (START + timedelta(hours=1), START + timedelta(hours=2))
+    (drift,) = compute_window_drift(warehouse, "v1", "features.rows", *second_hour)
+    compute_window_drift(warehouse, "v1", "features.rows", *second_hour)  # the upgrade runs once
+
+    rows = _drift_table(warehouse)
+    assert [(r["window_end"], r["psi"], r["model_version"]) for r in rows] == [
+        (START + timedelta(hours=1), 0.15, "v1"),
+        (second_hour[1], drift.psi, "v1"),
+    ]
+    assert drift.psi == pytest.approx(0.0, abs=TOLERANCE)  # the same constant as the reference
+    # The old row counts for the model it was measured against: as a run of one hour over 0.1, it fires.
+    assert not drift_decision(warehouse, "v1", second_hour[1]).fire
+    assert drift_decision(warehouse, "v1", START + timedelta(hours=1), sustained_windows=1).fire
 
 
 def test_profile_is_replaced_not_duplicated(warehouse: Warehouse) -> None:
