@@ -6,9 +6,9 @@ Compares the newest hour of features with the training window of the model in se
 
 1. `check_window` — PSI per feature into `monitoring.feature_drift`, online CTR/AUC into
    `monitoring.online_performance`, Prometheus metrics (`flywheel_feature_psi`, `flywheel_model_auc`, ...);
-2. `should_retrain` — the rule: PSI >= 0.2 in the latest window, or >= 0.1 in each of the last 2 windows,
-   debounced (no request while `train_model` is queued or running, nor within the cooldown after the
-   last request);
+2. `should_retrain` — the rule, on the model in service's windows only: PSI >= 0.2 in the latest window,
+   or >= 0.1 in each of the last 2 hours (a missing hour breaks the run), debounced (no request while
+   `train_model` is queued or running, nor within the cooldown after the last request);
 3. `request_retrain` — updates the `retrain_requested` asset with the drifting features, which starts
    `train_model`.
 
