@@ -52,9 +52,6 @@ def build_features():
             raise AirflowSkipException("nothing loaded since the last publication")
         return gate_raw_events(interval, run_id)
 
-    # One task per dbt model (dbt build: unit tests, model, data tests), wired from dbt's manifest.
-    dbt_models = dbt_task_group("dbt_models", pool="warehouse")
-
     @task(pool="warehouse")
     def gate_feature_marts(interval, run_id=None):
         from flywheel.features.pipeline import gate_feature_marts
@@ -70,6 +67,9 @@ def build_features():
         return published
 
     interval = gate_raw_events()
+    # One task per dbt model (dbt build: unit tests, model, data tests), wired from dbt's manifest; each
+    # receives the run's interval, so a rerun of an old interval rebuilds it (a skipped gate skips them).
+    dbt_models = dbt_task_group("dbt_models", interval=interval, pool="warehouse")
     checked = gate_feature_marts(interval)
     interval >> dbt_models >> checked
     publish_features(checked)

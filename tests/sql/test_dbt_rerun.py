@@ -96,6 +96,7 @@ def _differences(actual: pd.DataFrame, expected: pd.DataFrame, keys: list[str]) 
     return "; ".join(problems)
 
 
+@pytest.mark.slow  # about 110 s on 2 cores: 22 dbt invocations, one per model and build
 def test_rerun_of_a_repaired_old_interval_equals_a_build_from_scratch(
     home: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -133,3 +134,16 @@ def test_rerun_of_a_repaired_old_interval_equals_a_build_from_scratch(
         repaired = _read(home, table)
         assert len(repaired) == len(expected[table]), table
         assert not (problems := _differences(repaired, expected[table], keys)), f"{table}: {problems}"
+
+
+def test_each_dbt_task_of_the_dag_builds_its_model_for_the_runs_interval() -> None:
+    # The DAG runs what the test above runs: build_model(model, the gate's interval), per model, and a
+    # skipped gate_raw_events (nothing new) skips every model.
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder="dags/build_features.py").dags["build_features"]
+    for name in _models_in_build_order():
+        task = dag.get_task(f"dbt_models.{name}")
+        model, interval = task.op_args
+        assert model == name and interval.operator.task_id == "gate_raw_events", name
+        assert "gate_raw_events" in task.upstream_task_ids and task.trigger_rule == "all_success", name
