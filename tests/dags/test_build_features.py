@@ -125,3 +125,6 @@ def test_a_run_covers_every_hour_loaded_since_the_last_publication(home) -> None
         home,
     )
     assert resolve_interval([seen], {}, home) is None  # everything loaded is published: the run skips
+    # A manual rerun of an old hour republishes every later snapshot, since dbt rebuilds them all.
+    old_hour = {"interval_start": "2026-01-01T01:00:00", "interval_end": "2026-01-01T02:00:00"}
+    assert _span(resolve_interval([], old_hour, home)) == ("2026-01-01T01:00:00", "2026-01-01T06:00:00")

@@ -32,12 +32,13 @@ def resolve_interval(
 ) -> dict[str, str] | None:
     """The interval a run owns, or None when nothing is new since the last publication.
 
-    A manual run owns its ``params``. An asset-triggered run owns everything loaded since the last
-    publication, widened to the start of any triggering ``raw_events`` that the last publication did
-    not cover (an old hour loaded again after a fix). The loaded data, not the events alone, sets the
-    end: while this DAG is at max_active_runs, Airflow 3.3 folds the ``raw_events`` events that arrive
-    into one queue entry but hands the next run only the first of them, so an interval read from the
-    events alone would silently skip hours during a backfill.
+    A manual run owns its ``params``, extended to the end of the last publication when it reruns older
+    hours (their rebuild changes every later snapshot). An asset-triggered run owns everything loaded
+    since the last publication, widened to the start of any triggering ``raw_events`` that the last
+    publication did not cover (an old hour loaded again after a fix). The loaded data, not the events
+    alone, sets the end: while this DAG is at max_active_runs, Airflow 3.3 folds the ``raw_events``
+    events that arrive into one queue entry but hands the next run only the first of them, so an interval
+    read from the events alone would silently skip hours during a backfill.
     """
     params = params or {}
     resolved_at = datetime.now(UTC)
@@ -45,6 +46,12 @@ def resolve_interval(
         start, end = naive_utc(params["interval_start"]), naive_utc(params["interval_end"])
         if not start < end:
             raise ValueError(f"empty interval [{start}, {end}): interval_start must be before interval_end")
+        published_end = _watermarks(settings or get_settings()).published_end
+        if published_end is not None and start < published_end and end < published_end:
+            # dbt rebuilds every snapshot from the interval on (their 24 h and 7 d windows include it), so
+            # the run gates and republishes them too: the online store must not keep pre-repair values.
+            log.info("rerun of [%s, %s) extends to the last publication's end %s", start, end, published_end)
+            end = published_end
     else:
         marks = _watermarks(settings or get_settings())
         events = [e for e in asset_events or [] if e.extra and "interval_start" in e.extra]
