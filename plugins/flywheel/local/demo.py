@@ -35,11 +35,13 @@ def _say(message: str) -> None:
 
 SUMMARY_TABLES = [
     *(f"raw.{t}" for t in EVENT_SCHEMAS),
+    "raw.loads",
     "quarantine.files",
     "marts.user_features",
     "marts.item_features",
     "marts.training_examples",
     "quarantine.validations",
+    "features.published_hours",
     "registry.model_versions",
     "monitoring.feature_drift",
     "monitoring.retrain_requests",
