@@ -136,11 +136,28 @@ def _ingest_and_build_features(api: AirflowAPI, procs: AirflowProcesses, hours: 
         lambda value: bool(value) and naive_utc(value["end"]) >= demo_end,
         check=procs.check_alive,
     )
-    runs = api.dag_runs("build_features")
+    # A later run may still rebuild hours whose load finished after the publishing run looked: while it
+    # runs, its hours are withdrawn from publication, so training and drift wait for it to finish.
+    runs = _wait_until_idle(api, procs, "build_features")
     _say(
         f"  build_features: {len(runs)} run(s) {_states(runs)}; features published up to "
         f"{published['end']}: {published.get('materialized')}"
     )
+
+
+def _wait_until_idle(api: AirflowAPI, procs: AirflowProcesses, dag_id: str, timeout: float = 1800) -> list:
+    """The runs of ``dag_id`` once none is queued or running; fails when one failed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        procs.check_alive()
+        runs = api.dag_runs(dag_id)
+        states = _states(runs)
+        if states.get("failed"):
+            raise RuntimeError(f"{dag_id} run(s) failed: see their task logs in the UI")
+        if not states.get("queued") and not states.get("running"):
+            return runs
+        time.sleep(3)
+    raise TimeoutError(f"{dag_id} still has runs going after {timeout:.0f}s")
 
 
 def _wait_for_training(api: AirflowAPI, procs: AirflowProcesses, count: int) -> dict:
