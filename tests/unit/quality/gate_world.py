@@ -81,3 +81,12 @@ class RawWorld:
             )
             .to_pylist()
         )
+
+
+def set_values(data: pa.Table, column: str, rows: range, value) -> pa.Table:
+    """``data`` with ``column`` set to ``value`` in ``rows``: one way to break a batch."""
+    values = data.column(column).to_pylist()
+    for i in rows:
+        values[i] = value
+    index = data.schema.get_field_index(column)
+    return data.set_column(index, data.schema.field(index), pa.array(values, data.schema.field(index).type))

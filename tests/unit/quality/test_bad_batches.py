@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
-from gate_world import GATED, GATED_END, RawWorld
+from gate_world import GATED, GATED_END, RawWorld, set_values
 
 from flywheel.features.pipeline import gate_raw_events
 from flywheel.quality import GatesFailed
@@ -36,14 +36,6 @@ def _gate_hour(world: RawWorld, run_id: str, hour: dict[str, str] = HOUR) -> dic
 
 def _ingest_hour(world: RawWorld) -> IngestReport:
     return ingest_interval(GATED, GATED_END, settings=world.settings, run_id="ingest-bad")
-
-
-def _set(data: pa.Table, column: str, rows: range, value) -> pa.Table:
-    values = data.column(column).to_pylist()
-    for i in rows:
-        values[i] = value
-    index = data.schema.get_field_index(column)
-    return data.set_column(index, data.schema.field(index), pa.array(values, data.schema.field(index).type))
 
 
 def _write(world: RawWorld, table: str, data: pa.Table) -> int:
@@ -81,19 +73,19 @@ class Batch:
 BATCHES = {
     "null user_id": Batch(
         "impressions",
-        lambda d: _set(d, "user_id", range(0, 120, 10), None),
+        lambda d: set_values(d, "user_id", range(0, 120, 10), None),
         "quarantined",
         "expect_column_values_to_not_be_null(user_id): 12 of {n} rows null",
     ),
     "duplicate impression_id": Batch(
         "impressions",
-        lambda d: _set(d, "impression_id", range(1, 4), d.column("impression_id")[0].as_py()),
+        lambda d: set_values(d, "impression_id", range(1, 4), d.column("impression_id")[0].as_py()),
         "quarantined",
         "expect_column_values_to_be_unique(impression_id): 4 of {n} rows duplicated",
     ),
     "negative price": Batch(
         "impressions",
-        lambda d: _set(d, "price", range(5), -4.5),
+        lambda d: set_values(d, "price", range(5), -4.5),
         "quarantined",
         "expect_column_values_to_be_between(price): 5 of {n} rows not > 0, e.g. -4.5",
     ),
@@ -229,7 +221,7 @@ def test_a_refused_file_fails_only_its_own_hour_until_a_repaired_file_loads(raw_
 def test_a_retry_cannot_pass_a_low_volume_hour_the_gate_emptied(raw_world: RawWorld) -> None:
     # A few orders an hour: 0 rows is within the volume bounds, so an emptied partition alone would pass.
     good = raw_world.landed("orders")
-    received = raw_world.reland(_set(good, "user_id", range(1), None), "orders")
+    received = raw_world.reland(set_values(good, "user_id", range(1), None), "orders")
     _ingest_hour(raw_world)
     with pytest.raises(AirflowFailException, match=r"not_be_null\(user_id\)"):
         _gate_hour(raw_world, "gate-1")

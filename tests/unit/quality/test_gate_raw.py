@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from gate_world import GATED, GATED_END, RawWorld
+from gate_world import GATED, GATED_END, RawWorld, set_values
 
 from flywheel.config import Settings, get_settings
 from flywheel.quality import EXPECTATIONS_DIR, DataQualityError, GateFailed, run_gate
@@ -22,24 +22,16 @@ def _gate(world: RawWorld, suite: str = "raw_impressions", run_id: str = "gate-1
     return run_gate(suite, start=GATED, end=GATED_END, settings=world.settings, run_id=run_id)
 
 
-def _set(data: pa.Table, column: str, rows: range, value) -> pa.Table:
-    values = data.column(column).to_pylist()
-    for i in rows:
-        values[i] = value
-    index = data.schema.get_field_index(column)
-    return data.set_column(index, data.schema.field(index), pa.array(values, data.schema.field(index).type))
-
-
 def _null_user_id(data: pa.Table) -> pa.Table:
-    return _set(data, "user_id", range(0, 120, 10), None)  # 12 rows
+    return set_values(data, "user_id", range(0, 120, 10), None)  # 12 rows
 
 
 def _duplicate_impression_id(data: pa.Table) -> pa.Table:
-    return _set(data, "impression_id", range(1, 4), data.column("impression_id")[0].as_py())
+    return set_values(data, "impression_id", range(1, 4), data.column("impression_id")[0].as_py())
 
 
 def _negative_price(data: pa.Table) -> pa.Table:
-    return _set(data, "price", range(5), -4.5)
+    return set_values(data, "price", range(5), -4.5)
 
 
 def _dropped_column(data: pa.Table) -> pa.Table:

@@ -4,10 +4,9 @@ every gate and publishes them again (drift windows: test_drift_rule_on_simulated
 from __future__ import annotations
 
 import pandas as pd
-import pyarrow as pa
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
-from gate_world import GATED, GATED_END, T0, RawWorld
+from gate_world import GATED, GATED_END, T0, RawWorld, set_values
 
 from flywheel.features.pipeline import gate_raw_events
 from flywheel.training.dag_tasks import published_rows
@@ -23,10 +22,7 @@ def test_a_failed_gate_withdraws_its_hour_from_training_and_drift(raw_world: Raw
     wh = open_warehouse(settings.warehouse_url)
     publish_hours(wh, T0, GATED_END, "earlier-run")  # the hour was published once, before a bad re-delivery
     impressions = raw_world.landed("impressions")
-    users = impressions.column("user_id").to_pylist()
-    users[:12] = [None] * 12
-    index = impressions.schema.get_field_index("user_id")
-    raw_world.reland(impressions.set_column(index, "user_id", pa.array(users, pa.int64())))
+    raw_world.reland(set_values(impressions, "user_id", range(12), None))
     ingest_interval(GATED, GATED_END, settings=settings, run_id="redelivery")
 
     with pytest.raises(AirflowFailException):
