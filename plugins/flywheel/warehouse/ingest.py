@@ -19,8 +19,6 @@ from flywheel.warehouse.templates import render_sql
 
 log = logging.getLogger(__name__)
 
-SQL_DIR = Path(__file__).parent / "sql"
-
 #: Files ingest refused. ``interval_start``/``interval_end`` are the hour the file was filed under (the
 #: partition it would have loaded into), so the refusal fails that hour's gate and no other. A refusal is
 #: open until a file loads from the same landing path (the repaired file) or someone sets ``resolved_at``.
@@ -175,10 +173,11 @@ def _record_files(
     """Record refusals, and close the open refusals of every path that loaded now (a repaired file)."""
     conn.ensure_table(QUARANTINE_TABLE, QUARANTINE_SCHEMA)
     # Tables created before refusals could be resolved gain the columns (no-op once they exist).
-    conn.execute_script(render_sql(SQL_DIR / "add_refusal_resolution.sql"))
+    conn.execute_script(render_sql("add_refusal_resolution.sql"))
+    resolve = render_sql("resolve_refused_files.sql")  # once: it runs for every file that loaded
     for file, _ in good:
         conn.execute(
-            render_sql(SQL_DIR / "resolve_refused_files.sql"),
+            resolve,
             {
                 "table_name": file.table,
                 "file_path": str(file.path.relative_to(landing_dir)),
