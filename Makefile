@@ -37,6 +37,7 @@ up: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/sqlfluff lint dbt/models sql/monitoring plugins/flywheel/quality/sql
 
 bench: $(STAMP)

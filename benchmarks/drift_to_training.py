@@ -27,7 +27,7 @@ def main() -> int:
     os.environ.pop("FLYWHEEL_WAREHOUSE_URL", None)
     from flywheel.config import get_settings
     from flywheel.local.processes import AirflowProcesses, admin_api, airflow_cli
-    from flywheel.monitoring.scenario import START, parse_ts, prepare_drift_world, retrain_decision_time
+    from flywheel.simulate.scenario import START, parse_ts, prepare_drift_world, retrain_decision_time
 
     settings = get_settings()
     t0 = time.perf_counter()

@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from flywheel.training.sample import simulated_training_set
+    from flywheel.simulate.training_set import simulated_training_set
     from flywheel.training.search import SearchOptions, run_search
     from flywheel.training.trainer import PATIENCE, prepare_data
 

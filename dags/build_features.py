@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import Param, dag, task
 
 from flywheel.assets import FEATURES, RAW_EVENTS
-from flywheel.features.dbt_tasks import dbt_task_group
+from flywheel.features.tasks import dbt_task_group
 
 
 @dag(
@@ -42,25 +42,20 @@ from flywheel.features.dbt_tasks import dbt_task_group
 def build_features():
     @task(pool="warehouse")
     def gate_raw_events(triggering_asset_events=None, params=None, run_id=None):
-        from airflow.exceptions import AirflowSkipException
-
-        from flywheel.features.pipeline import gate_raw_events, resolve_interval
+        from flywheel.features.tasks import gate_raw_events
 
         events = triggering_asset_events[RAW_EVENTS] if triggering_asset_events else []
-        interval = resolve_interval(events, params)
-        if interval is None:  # an earlier run already published everything loaded
-            raise AirflowSkipException("nothing loaded since the last publication")
-        return gate_raw_events(interval, run_id)
+        return gate_raw_events(events, params, run_id)
 
     @task(pool="warehouse")
     def gate_feature_marts(interval, run_id=None):
-        from flywheel.features.pipeline import gate_feature_marts
+        from flywheel.features.tasks import gate_feature_marts
 
         return gate_feature_marts(interval, run_id)
 
     @task(pool="warehouse", outlets=[FEATURES])
     def publish_features(interval, run_id=None, outlet_events=None):
-        from flywheel.features.pipeline import publish_features
+        from flywheel.features.tasks import publish_features
 
         published = publish_features(interval, run_id)
         outlet_events[FEATURES].extra = published

@@ -4,12 +4,14 @@
 Compares the newest hour of features with the training window of the model in service, in the warehouse
 (`sql/monitoring/*.sql`):
 
-1. `check_window` — PSI per feature into `monitoring.feature_drift`, online CTR/AUC into
+1. `profile_reference` — the model in service (`flywheel.registry`); the first run that sees a new one
+   profiles its training window of `marts.training_examples` (into `monitoring.reference_profiles`);
+2. `check_window` — PSI per feature into `monitoring.feature_drift`, online CTR/AUC into
    `monitoring.online_performance`, Prometheus metrics (`flywheel_feature_psi`, `flywheel_model_auc`, ...);
-2. `should_retrain` — the rule, on the model in service's windows only: PSI >= 0.2 in the latest window,
+3. `should_retrain` — the rule, on the model in service's windows only: PSI >= 0.2 in the latest window,
    or >= 0.1 in each of the last 2 hours (a missing hour breaks the run), debounced (no request while
    `train_model` is queued or running, nor within the cooldown after the last request);
-3. `request_retrain` — updates the `retrain_requested` asset with the drifting features, which starts
+4. `request_retrain` — updates the `retrain_requested` asset with the drifting features, which starts
    `train_model`.
 
 Runs hourly and whenever `build_features` publishes. Thresholds: `FLYWHEEL_DRIFT_*` (docs/monitoring.md).
@@ -38,28 +40,34 @@ from flywheel.assets import FEATURES, RETRAIN_REQUESTED
 )
 def detect_drift():
     @task(pool="warehouse")
-    def check_window(triggering_asset_events=None, data_interval_end=None, params=None):
-        from flywheel.monitoring.drift_dag_tasks import check_window
+    def profile_reference():
+        from flywheel.monitoring.tasks import profile_reference
+
+        return profile_reference()
+
+    @task(pool="warehouse")
+    def check_window(reference, triggering_asset_events=None, data_interval_end=None, params=None):
+        from flywheel.monitoring.tasks import check_window
 
         events = triggering_asset_events[FEATURES] if triggering_asset_events else []
-        return check_window(events, data_interval_end, params)
+        return check_window(reference, events, data_interval_end, params)
 
     @task.short_circuit(pool="warehouse")
     def should_retrain(summary, ti=None):
-        from flywheel.monitoring.drift_dag_tasks import should_request_retrain
+        from flywheel.monitoring.tasks import should_retrain
 
         active = ti.get_dr_count(dag_id="train_model", states=["queued", "running"])
-        return should_request_retrain(summary, active)
+        return should_retrain(summary, active)
 
     @task(pool="warehouse", outlets=[RETRAIN_REQUESTED])
     def request_retrain(summary, run_id=None, outlet_events=None):
-        from flywheel.monitoring.drift_dag_tasks import record_request
+        from flywheel.monitoring.tasks import request_retrain
 
-        request = record_request(summary, run_id)
-        outlet_events[RETRAIN_REQUESTED].extra = request
-        return request
+        requested = request_retrain(summary, run_id)
+        outlet_events[RETRAIN_REQUESTED].extra = requested
+        return requested
 
-    summary = check_window()
+    summary = check_window(profile_reference())
     should_retrain(summary) >> request_retrain(summary)
 
 

@@ -36,11 +36,11 @@ def ingest_events():
     # handles the accumulated hours in one run instead of interleaving with every hour's load.
     @task(pool="warehouse", outlets=[RAW_EVENTS], priority_weight=100, weight_rule="absolute")
     def load_events(data_interval_start=None, data_interval_end=None, run_id=None, outlet_events=None):
-        from flywheel.warehouse.ingest import ingest_interval
+        from flywheel.ingest.tasks import load_events
 
-        report = ingest_interval(data_interval_start, data_interval_end, run_id=run_id)
-        outlet_events[RAW_EVENTS].extra = report.as_extra()
-        return report.as_extra()
+        loaded = load_events(data_interval_start, data_interval_end, run_id)
+        outlet_events[RAW_EVENTS].extra = loaded
+        return loaded
 
     load_events()
 

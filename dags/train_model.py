@@ -6,7 +6,7 @@ candidate in `registry.model_versions`:
 
 1. `build_training_set` — Feast's training set (feature service `ctr_model_v1`) for the window, snapshotted
    to Parquet under a content-hash data version;
-2. `train_local` or `train_on_kubernetes` — a Ray Tune search (ASHA + TPE) over a PyTorch DCN, as a local
+2. `train` or `train_on_kubernetes` — a Ray Tune search (ASHA + TPE) over a PyTorch DCN, as a local
    subprocess (default) or as a pod on a GPU node (`backend = kubernetes`); a retry resumes the search;
 3. `register_candidate` — the best model's TorchScript, feature spec and metadata; updates `model_candidate`.
 
@@ -70,28 +70,30 @@ TRAIN_CRON = TRAINING.cron
 def train_model():
     @task(pool="warehouse")
     def build_training_set(triggering_asset_events=None, params=None, run_id=None):
-        from flywheel.training.dag_tasks import build_training_set
+        from flywheel.training.tasks import build_training_set
 
         events = triggering_asset_events[RETRAIN_REQUESTED] if triggering_asset_events else []
         return build_training_set(events, params, run_id)
 
     @task.branch
     def choose_backend(params=None):
-        return "train_on_kubernetes" if params["backend"] == "kubernetes" else "train_local"
+        from flywheel.training.tasks import choose_backend
+
+        return choose_backend(params)
 
     @task
-    def train_local(prepared, params=None):
+    def train(prepared, params=None):
         import logging
 
-        from flywheel.training.dag_tasks import train_locally
+        from flywheel.training.tasks import train
 
-        return train_locally(prepared, params, logging.getLogger("airflow.task"))
+        return train(prepared, params, logging.getLogger("airflow.task"))
 
     @task(pool="warehouse", outlets=[MODEL_CANDIDATE], trigger_rule="none_failed_min_one_success")
     def register_candidate(prepared, run_id=None, outlet_events=None):
-        from flywheel.training.dag_tasks import register
+        from flywheel.training.tasks import register_candidate
 
-        registered = register(prepared, run_id)
+        registered = register_candidate(prepared, run_id)
         outlet_events[MODEL_CANDIDATE].extra = registered
         return registered
 
@@ -99,12 +101,12 @@ def train_model():
     def train_on_kubernetes(prepared, params=None, **context):
         # The pod operator is built and run inside the task: importing the Kubernetes provider at parse
         # time costs 1.4 s per parse of this file (benchmarks/dag_parse.py).
-        from flywheel.training.dag_tasks import train_on_kubernetes
+        from flywheel.training.tasks import train_on_kubernetes
 
         return train_on_kubernetes(prepared, params, context)
 
     prepared = build_training_set()
-    local = train_local(prepared)
+    local = train(prepared)
     kubernetes = train_on_kubernetes(prepared)
     choose_backend() >> [local, kubernetes]
     [local, kubernetes] >> register_candidate(prepared)

@@ -115,7 +115,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from flywheel.config import get_settings
-    from flywheel.warehouse.ingest import ingest_interval
+    from flywheel.ingest.load import load_events
 
     _on_the_hour("--start", args.start)
     _on_the_hour("--end", args.end)
@@ -125,7 +125,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
             f"ingest loads [start, end): e.g. --end {(args.start + timedelta(hours=1)).isoformat()}",
         )
     _reachable_warehouse(get_settings().warehouse_url)
-    report = ingest_interval(args.start, args.end, run_id="cli")
+    report = load_events(args.start, args.end, run_id="cli")
     print(json.dumps({**report.as_extra(), "quarantined": report.quarantined}, default=str, indent=2))
     return 0
 

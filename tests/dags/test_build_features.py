@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from flywheel.features.dbt_tasks import load_models
-from flywheel.features.pipeline import resolve_interval
+from flywheel.features.dbt_group import load_models
+from flywheel.features.tasks import resolve_interval
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_a_run_covers_every_hour_loaded_since_the_last_publication(home) -> None
     # last publication, not the events alone, decide what the run owns.
     import pyarrow as pa
 
-    from flywheel.features.pipeline import record_publication
+    from flywheel.features.tasks import record_publication
     from flywheel.warehouse import open_warehouse
 
     base = datetime(2026, 1, 1)

@@ -10,7 +10,7 @@ import pytest
 
 from flywheel.config import Settings
 from flywheel.local.processes import AirflowProcesses, admin_api, queue_backfill
-from flywheel.monitoring.scenario import START, parse_ts, prepare_drift_world, retrain_decision_time
+from flywheel.simulate.scenario import START, parse_ts, prepare_drift_world, retrain_decision_time
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from flywheel.config import Settings
-from flywheel.features.store import online_features
+from flywheel.feature_store.store import online_features
 from flywheel.local.processes import AirflowProcesses, admin_api, queue_backfill
 from flywheel.simulate import SimulationConfig, simulate
 from flywheel.warehouse import open_warehouse

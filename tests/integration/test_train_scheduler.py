@@ -8,13 +8,13 @@ from datetime import datetime, timedelta
 import pytest
 
 from flywheel.config import Settings
+from flywheel.feature_store.store import apply_and_materialize
 from flywheel.features.dbt import run_dbt
-from flywheel.features.store import apply_and_materialize
+from flywheel.ingest.load import load_events
 from flywheel.local.processes import AirflowProcesses, admin_api, airflow_cli
+from flywheel.registry import list_versions
 from flywheel.simulate import SimulationConfig, simulate
-from flywheel.training.registry import list_versions
 from flywheel.warehouse import open_warehouse
-from flywheel.warehouse.ingest import ingest_interval
 from flywheel.warehouse.published import publish_hours
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -28,7 +28,7 @@ def test_retrain_request_trains_and_registers_a_candidate_once(
 ) -> None:
     # Features as build_features leaves them (its own run through the scheduler is tested elsewhere).
     simulate(SimulationConfig(start=START, hours=HOURS, impressions_per_hour=600, seed=11), home.landing_dir)
-    ingest_interval(START, START + timedelta(hours=HOURS + 1), settings=home)
+    load_events(START, START + timedelta(hours=HOURS + 1), settings=home)
     run_dbt(["build"], home)
     apply_and_materialize(START, START + timedelta(hours=HOURS + 1), settings=home)
     publish_hours(open_warehouse(home.warehouse_url), START, START + timedelta(hours=HOURS), "test")
@@ -47,7 +47,7 @@ def test_retrain_request_trains_and_registers_a_candidate_once(
         runs = api.wait_for_runs("train_model", 1, timeout=900, check=procs.check_alive)
         run = runs[0]
         log = api.task_log("train_model", run["dag_run_id"], "register_candidate")
-        train_log = api.task_log("train_model", run["dag_run_id"], "train_local")
+        train_log = api.task_log("train_model", run["dag_run_id"], "train")
         api.close()
 
     assert run["run_type"] == "asset_triggered" and run["state"] == "success"

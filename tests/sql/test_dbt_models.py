@@ -19,9 +19,9 @@ from feature_reference import as_datetime, feature_hours, item_snapshots, user_s
 from flywheel.config import Settings, get_settings
 from flywheel.events import EVENT_SCHEMAS
 from flywheel.features.dbt import dbt_env, dbt_target, run_dbt
+from flywheel.ingest.load import load_events
 from flywheel.simulate import SimulationConfig, simulate
 from flywheel.warehouse import open_warehouse
-from flywheel.warehouse.ingest import ingest_interval
 
 START = datetime(2026, 1, 1)
 HOURS = 30
@@ -49,7 +49,7 @@ def _simulate(settings: Settings) -> None:
 
 
 def _ingest(settings: Settings, start: datetime, end: datetime) -> None:
-    ingest_interval(start, end, settings=settings)
+    load_events(start, end, settings=settings)
 
 
 def _build(settings: Settings, tmp_path: Path, *args: str) -> None:

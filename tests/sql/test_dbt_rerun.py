@@ -15,12 +15,12 @@ import pytest
 from flywheel.config import Settings, get_settings
 from flywheel.events import hour_dir
 from flywheel.features.dbt import build_model, run_dbt
-from flywheel.features.dbt_tasks import load_models
-from flywheel.features.pipeline import resolve_interval
+from flywheel.features.dbt_group import load_models
+from flywheel.features.tasks import resolve_interval
+from flywheel.ingest.load import load_events
 from flywheel.simulate import SimulationConfig, simulate
 from flywheel.simulate.writer import FILE_NAME
 from flywheel.warehouse import open_warehouse
-from flywheel.warehouse.ingest import ingest_interval
 
 START = datetime(2026, 1, 1)
 HOURS = 30
@@ -110,7 +110,7 @@ def test_rerun_of_a_repaired_old_interval_equals_a_build_from_scratch(
     scratch = get_settings()
     scratch.ensure_dirs()
     shutil.copytree(home.landing_dir, scratch.landing_dir, dirs_exist_ok=True)
-    ingest_interval(START, loaded_end, settings=scratch, run_id="scratch")
+    load_events(START, loaded_end, settings=scratch, run_id="scratch")
     run_dbt(["build"], scratch, target_path=tmp_path / "scratch-target")
     expected = {table: _read(scratch, table) for table in MARTS}
 
@@ -118,7 +118,7 @@ def test_rerun_of_a_repaired_old_interval_equals_a_build_from_scratch(
     full_clicks = pq.read_table(_clicks_file(home))
     assert full_clicks.num_rows >= 4, "the repaired hour needs clicks to lose"
     pq.write_table(full_clicks.slice(0, full_clicks.num_rows // 2), _clicks_file(home))
-    ingest_interval(START, loaded_end, settings=home, run_id="first")
+    load_events(START, loaded_end, settings=home, run_id="first")
     _build_features(home, START, START + timedelta(hours=HOURS), tmp_path / "target")
     corrupted = {table: _read(home, table) for table in MARTS}
     # The lost clicks reach labels and every later snapshot's windows: without a rebuild the marts differ.
@@ -127,7 +127,7 @@ def test_rerun_of_a_repaired_old_interval_equals_a_build_from_scratch(
 
     # The repair: the full file re-landed, hour 10 re-ingested, build_features rerun for [10, 11) only.
     pq.write_table(full_clicks, _clicks_file(home))
-    ingest_interval(REPAIRED, REPAIRED + timedelta(hours=1), settings=home, run_id="repair")
+    load_events(REPAIRED, REPAIRED + timedelta(hours=1), settings=home, run_id="repair")
     _build_features(home, REPAIRED, REPAIRED + timedelta(hours=1), tmp_path / "target")
 
     for table, keys in MARTS.items():

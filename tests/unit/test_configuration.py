@@ -163,8 +163,8 @@ def test_max_epochs_setting_reaches_the_search_of_a_scheduled_run(
     monkeypatch: pytest.MonkeyPatch, epochs: int
 ) -> None:
     from flywheel.training import backends
-    from flywheel.training.dag_tasks import train_locally
     from flywheel.training.run import parse_args
+    from flywheel.training.tasks import train
 
     monkeypatch.setenv("FLYWHEEL_TRAIN_MAX_EPOCHS", str(epochs))
     monkeypatch.setenv("FLYWHEEL_TRAIN_BUDGET", "2")
@@ -176,9 +176,9 @@ def test_max_epochs_setting_reaches_the_search_of_a_scheduled_run(
         commands.append(backends.training_command(dataset_uri, output_uri, budget, max_epochs))
         return {"metrics": {"val_auc": 0.5}}
 
-    monkeypatch.setattr(backends, "run_local_training", capture)
+    monkeypatch.setattr(backends, "train", capture)
     prepared = {"dataset_uri": "/data/training_set.parquet", "output_uri": "/runs/scheduled"}
-    train_locally(prepared, params, logger=None)
+    train(prepared, params, logger=None)
 
     (command,) = commands
     args = parse_args(command[3:])  # python -m flywheel.training.run <args>: the run's search settings

@@ -1,1 +1,2 @@
-"""The Feast feature store over the warehouse marts: apply, materialize, training sets, online reads."""
+"""Features: dbt builds them from ``raw.*``, Great Expectations gates check them, and the hours that pass
+are published into the feature store (``flywheel.feature_store``) and ``features.published_hours``."""

@@ -225,6 +225,13 @@ def _with_profile_columns(rows: pa.Table, profile_id: str, plan: FeaturePlan) ->
     return pa.Table.from_arrays(arrays, schema=PROFILE_SCHEMA)
 
 
+def has_profile(warehouse: Warehouse, profile_id: str) -> bool:
+    """Whether a reference profile ``profile_id`` is stored."""
+    if not warehouse.table_exists(PROFILE_TABLE):
+        return False
+    return warehouse.read_arrow(_STORED_PROFILE, {"profile_id": profile_id}).num_rows > 0
+
+
 def stored_profile(conn: Connection, profile_id: str) -> tuple[FeaturePlan, dict[str, list[float]]]:
     """A stored profile's features (and kinds) and numeric edges, or ``WarehouseError`` if there is none."""
     schema, _, name = PROFILE_TABLE.partition(".")

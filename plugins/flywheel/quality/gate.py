@@ -18,8 +18,8 @@ from flywheel.quality.suites import GatedTable, load_gated_table
 from flywheel.quality.validate import validate_partition
 from flywheel.warehouse.base import Warehouse
 from flywheel.warehouse.connect import open_warehouse
-from flywheel.warehouse.ingest import LOADS_TABLE
-from flywheel.warehouse.ingest import QUARANTINE_TABLE as INGEST_QUARANTINE_TABLE
+from flywheel.warehouse.tables import FILE_QUARANTINE_TABLE as INGEST_QUARANTINE_TABLE
+from flywheel.warehouse.tables import LOADS_TABLE
 from flywheel.warehouse.templates import render_sql
 
 log = logging.getLogger(__name__)

@@ -10,10 +10,10 @@ from typing import Any
 
 # Public names -> the module that defines them, imported on first use.
 _EXPORTS = {
-    "train_and_register": "flywheel.training.pipeline",
-    "prepare_training_set": "flywheel.training.pipeline",
-    "register_trained_model": "flywheel.training.pipeline",
-    "run_local_training": "flywheel.training.backends",
+    "train_and_register": "flywheel.training.runs",
+    "prepare_training_set": "flywheel.training.runs",
+    "register_candidate": "flywheel.training.runs",
+    "train": "flywheel.training.backends",
     "build_training_pod_operator": "flywheel.training.kubernetes",
     "snapshot_training_set": "flywheel.training.dataset",
 }

@@ -99,7 +99,7 @@ def _pump(stream: Any, logger: logging.Logger, tail: deque[str]) -> None:
         logger.info("%s", line)
 
 
-def run_local_training(
+def train(
     dataset_uri: str,
     output_uri: str,
     budget: int,

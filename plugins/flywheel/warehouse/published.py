@@ -13,9 +13,17 @@ import pyarrow as pa
 
 from flywheel.events import hours_between, naive_utc
 from flywheel.warehouse.base import Warehouse
+from flywheel.warehouse.tables import PUBLISHED_HOURS_TABLE
 from flywheel.warehouse.templates import render_sql
 
-PUBLISHED_HOURS_TABLE = "features.published_hours"
+__all__ = [
+    "PUBLISHED_HOURS_TABLE",
+    "is_published",
+    "newest_published_hour",
+    "publish_hours",
+    "published_hours",
+    "withdraw_hours",
+]
 SCHEMA = pa.schema(
     [("hour", pa.timestamp("us")), ("run_id", pa.string()), ("published_at", pa.timestamp("us"))]
 )
@@ -57,3 +65,10 @@ def is_published(warehouse: Warehouse, hour: datetime) -> bool:
     """Whether the hour starting at ``hour`` is published."""
     hour = naive_utc(hour)
     return published_hours(warehouse, hour, hour + timedelta(hours=1)) == [hour]
+
+
+def newest_published_hour(warehouse: Warehouse) -> datetime | None:
+    """The start of the newest published hour; None before ``build_features`` first publishes."""
+    if not warehouse.table_exists(PUBLISHED_HOURS_TABLE):
+        return None
+    return warehouse.read_arrow(render_sql("newest_published_hour.sql")).column("newest")[0].as_py()

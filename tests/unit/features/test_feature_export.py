@@ -8,9 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from feature_marts import DAY, HOURS, USERS, Marts
 
-from flywheel.features.export import export_views, view_schema
-from flywheel.features.render import feature_views
-from flywheel.features.settings import feature_store_settings
+from flywheel.feature_store.export import export_views, view_schema
+from flywheel.feature_store.render import feature_views
+from flywheel.feature_store.settings import feature_store_settings
 
 
 def test_export_writes_whole_days_and_reruns_identically(marts: Marts) -> None:

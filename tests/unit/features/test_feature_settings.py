@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from flywheel.config import Settings, SettingsError, get_settings
-from flywheel.features.render import load_definitions, render_config, render_repo
-from flywheel.features.settings import FeatureStoreError, feature_store_settings, redis_connection_string
+from flywheel.feature_store.render import load_definitions, render_config, render_repo
+from flywheel.feature_store.settings import FeatureStoreError, feature_store_settings, redis_connection_string
 
 
 @pytest.mark.parametrize(

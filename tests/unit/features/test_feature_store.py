@@ -12,9 +12,9 @@ import pytest
 from feature_marts import DAY, ITEM_FEATURES, NEW_USER, USER_FEATURES, Marts, build_marts, snapshot
 
 from flywheel.config import Settings
-from flywheel.features.defaults import fill_missing
-from flywheel.features.settings import FeatureStoreError
-from flywheel.features.store import (
+from flywheel.feature_store.defaults import fill_missing
+from flywheel.feature_store.settings import FeatureStoreError
+from flywheel.feature_store.store import (
     FEATURE_SERVICE,
     LABEL_COLUMNS,
     apply_and_materialize,
@@ -168,6 +168,6 @@ def test_online_features_before_apply_says_what_to_run(marts: Marts) -> None:
 
 def test_importing_the_api_does_not_import_feast() -> None:
     # DAG files are parsed every few seconds; Feast takes seconds to import.
-    code = "import sys, flywheel.features.store; print('feast' in sys.modules)"
+    code = "import sys, flywheel.feature_store.store; print('feast' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 
 from flywheel.config import Settings
-from flywheel.monitoring.drift_dag_tasks import check_window, record_request, should_request_retrain
-from flywheel.monitoring.scenario import START, prepare_drift_world
+from flywheel.monitoring.tasks import check_window, profile_reference, request_retrain, should_retrain
+from flywheel.simulate.scenario import START, prepare_drift_world
 from flywheel.warehouse import open_warehouse
 from flywheel.warehouse.published import publish_hours, withdraw_hours
 
@@ -18,9 +18,10 @@ pytestmark = pytest.mark.slow
 
 def _fired_windows(settings: Settings, hours: range) -> list[int]:
     fired = []
+    reference = profile_reference(settings)
     for hour in hours:
         summary = check_window(
-            [], None, {"window_end": (START + timedelta(hours=hour)).isoformat()}, settings
+            reference, [], None, {"window_end": (START + timedelta(hours=hour)).isoformat()}, settings
         )
         assert summary["status"] == "ok"
         if summary["fire"]:
@@ -41,7 +42,7 @@ def test_an_unpublished_hour_is_not_checked(home: Settings) -> None:
     wh = open_warehouse(home.warehouse_url)
     withdraw_hours(wh, START + timedelta(hours=49), START + timedelta(hours=50))  # its gate failed
     window = {"window_end": (START + timedelta(hours=50)).isoformat()}
-    summary = check_window([], None, window, home)
+    summary = check_window(profile_reference(home), [], None, window, home)
     assert summary["status"] == "unpublished" and not summary.get("fire")
     recorded = (
         wh.read_arrow(
@@ -53,7 +54,7 @@ def test_an_unpublished_hour_is_not_checked(home: Settings) -> None:
     )
     assert recorded is None or recorded.to_pylist() == [{"n": 0}]
     publish_hours(wh, START + timedelta(hours=49), START + timedelta(hours=50), "rerun")  # a rerun passed
-    assert check_window([], None, window, home)["status"] == "ok"
+    assert check_window(profile_reference(home), [], None, window, home)["status"] == "ok"
 
 
 def test_a_stationary_world_never_fires_in_72_hours(home: Settings) -> None:
@@ -67,11 +68,11 @@ def test_debounce_waits_for_running_training_and_the_cooldown(home: Settings) ->
         "window_end": (START + timedelta(hours=50)).isoformat(),
         "drifting": {"category": 0.8},
     }
-    assert not should_request_retrain({**fire, "fire": False}, 0, home)
-    assert not should_request_retrain(fire, 1, home)  # a train_model run is queued or running
-    assert should_request_retrain(fire, 0, home)
-    extra = record_request(fire, "run-1", home)
+    assert not should_retrain({**fire, "fire": False}, 0, home)
+    assert not should_retrain(fire, 1, home)  # a train_model run is queued or running
+    assert should_retrain(fire, 0, home)
+    extra = request_retrain(fire, "run-1", home)
     assert extra["features"] == {"category": 0.8}
     later = lambda h: {**fire, "window_end": (START + timedelta(hours=h)).isoformat()}  # noqa: E731
-    assert not should_request_retrain(later(52), 0, home)  # inside the 6-hour cooldown
-    assert should_request_retrain(later(56), 0, home)
+    assert not should_retrain(later(52), 0, home)  # inside the 6-hour cooldown
+    assert should_retrain(later(56), 0, home)

@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 
 from flywheel.config import Settings
 from flywheel.events import hour_dir
+from flywheel.ingest.load import load_events
 from flywheel.simulate.writer import FILE_NAME
 from flywheel.warehouse import open_warehouse
-from flywheel.warehouse.ingest import ingest_interval
 
 T0 = datetime(2026, 1, 1)
 HISTORY_HOURS = 6  # normal hours before the gated one: the trailing average
@@ -29,7 +29,7 @@ class RawWorld:
     settings: Settings
 
     def ingest(self, start: datetime = T0, end: datetime = GATED_END + timedelta(hours=1)) -> None:
-        ingest_interval(start, end, settings=self.settings, run_id="test-ingest")
+        load_events(start, end, settings=self.settings, run_id="test-ingest")
 
     def landed_path(self, table: str = "impressions", hour: datetime = GATED) -> Path:
         return hour_dir(self.settings.landing_dir, table, hour) / FILE_NAME

@@ -1,4 +1,4 @@
-"""Bad batches through the code the DAGs run: ``ingest_interval``, then build_features' raw gate step.
+"""Bad batches through the code the DAGs run: ``load_events``, then build_features' raw gate step.
 
 Each batch replaces one hour's landed file. Whatever happens to it (refused at ingest, loaded and then
 quarantined by a gate, or loaded with a warning), no row is lost, a failed hour stops the task with
@@ -20,22 +20,22 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from gate_world import GATED, GATED_END, RawWorld, set_values
 
-from flywheel.features.pipeline import gate_raw_events
+from flywheel.features.tasks import gate_raw_hours
+from flywheel.ingest.load import IngestReport, load_events
 from flywheel.quality import GatesFailed
 from flywheel.warehouse import duckdb as duckdb_warehouse
 from flywheel.warehouse import open_warehouse
 from flywheel.warehouse.base import WarehouseError
-from flywheel.warehouse.ingest import IngestReport, ingest_interval
 
 HOUR = {"start": GATED.isoformat(), "end": GATED_END.isoformat()}
 
 
 def _gate_hour(world: RawWorld, run_id: str, hour: dict[str, str] = HOUR) -> dict:
-    return gate_raw_events(hour, run_id, settings=world.settings)
+    return gate_raw_hours(hour, run_id, settings=world.settings)
 
 
 def _ingest_hour(world: RawWorld) -> IngestReport:
-    return ingest_interval(GATED, GATED_END, settings=world.settings, run_id="ingest-bad")
+    return load_events(GATED, GATED_END, settings=world.settings, run_id="ingest-bad")
 
 
 def _write(world: RawWorld, table: str, data: pa.Table) -> int:
@@ -195,7 +195,7 @@ def test_a_refused_file_fails_only_its_own_hour_until_a_repaired_file_loads(raw_
     previous = {"start": (GATED - timedelta(hours=1)).isoformat(), "end": GATED.isoformat()}
     good = raw_world.landed("orders")
     raw_world.reland(good.drop_columns(["quantity"]), "orders")
-    ingest_interval(GATED - timedelta(hours=1), GATED_END, settings=raw_world.settings, run_id="two-hours")
+    load_events(GATED - timedelta(hours=1), GATED_END, settings=raw_world.settings, run_id="two-hours")
 
     # The other hour of the same ingest run is not blamed for the file.
     assert _gate_hour(raw_world, "gate-1", previous)["gates_passed"] == 3

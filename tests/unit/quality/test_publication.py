@@ -8,10 +8,10 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from gate_world import GATED, GATED_END, T0, RawWorld, set_values
 
-from flywheel.features.pipeline import gate_raw_events
-from flywheel.training.dag_tasks import published_rows
+from flywheel.features.tasks import gate_raw_hours
+from flywheel.ingest.load import load_events
+from flywheel.training.tasks import published_rows
 from flywheel.warehouse import open_warehouse
-from flywheel.warehouse.ingest import ingest_interval
 from flywheel.warehouse.published import publish_hours, published_hours
 
 HOUR = {"start": GATED.isoformat(), "end": GATED_END.isoformat()}
@@ -23,10 +23,10 @@ def test_a_failed_gate_withdraws_its_hour_from_training_and_drift(raw_world: Raw
     publish_hours(wh, T0, GATED_END, "earlier-run")  # the hour was published once, before a bad re-delivery
     impressions = raw_world.landed("impressions")
     raw_world.reland(set_values(impressions, "user_id", range(12), None))
-    ingest_interval(GATED, GATED_END, settings=settings, run_id="redelivery")
+    load_events(GATED, GATED_END, settings=settings, run_id="redelivery")
 
     with pytest.raises(AirflowFailException):
-        gate_raw_events(HOUR, "rerun-1", settings=settings)
+        gate_raw_hours(HOUR, "rerun-1", settings=settings)
 
     assert GATED not in published_hours(wh, T0, GATED_END)
     assert published_hours(wh, T0, GATED)  # the hours before it stay published
@@ -35,8 +35,8 @@ def test_a_failed_gate_withdraws_its_hour_from_training_and_drift(raw_world: Raw
 
     # Repaired and rerun: the gate passes, and publishing puts the hour back.
     raw_world.reland(impressions)
-    ingest_interval(GATED, GATED_END, settings=settings, run_id="repair")
-    gate_raw_events(HOUR, "rerun-2", settings=settings)
+    load_events(GATED, GATED_END, settings=settings, run_id="repair")
+    gate_raw_hours(HOUR, "rerun-2", settings=settings)
     assert GATED not in published_hours(wh, T0, GATED_END)  # not until publish_features has run
     publish_hours(wh, GATED, GATED_END, "rerun-2")  # what publish_features records after Feast
     assert GATED in published_hours(wh, T0, GATED_END)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 
-from flywheel.training.sample import simulated_training_set
+from flywheel.simulate.training_set import simulated_training_set
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flywheel.training.backends import TrainingFailed, run_local_training, stop_process_tree
+from flywheel.training.backends import TrainingFailed, stop_process_tree, train
 
 # A child that starts a grandchild in a process group of its own, as Ray's workers do, then waits.
 FAMILY = """
@@ -65,7 +65,7 @@ def test_failed_run_raises_its_error_line_and_logs_every_line(tmp_path, caplog) 
     logger = logging.getLogger("test.training")
     with caplog.at_level(logging.INFO, logger="test.training"):
         with pytest.raises(TrainingFailed, match="exited with code 2: error: training set has 0 rows for"):
-            run_local_training(str(empty), str(tmp_path / "out"), budget=2, max_epochs=1, logger=logger)
+            train(str(empty), str(tmp_path / "out"), budget=2, max_epochs=1, logger=logger)
 
     assert any("error: training set has 0 rows" in r.getMessage() for r in caplog.records)
     assert not (tmp_path / "out").exists()
@@ -76,5 +76,5 @@ def test_timeout_stops_the_whole_run(small_frame: pd.DataFrame, tmp_path) -> Non
     small_frame.to_parquet(data)
     output = tmp_path / "timeout-run"
     with pytest.raises(TrainingFailed, match="timed out after 2 s.*a retry resumes"):
-        run_local_training(str(data), str(output), budget=4, max_epochs=5, timeout=2)
+        train(str(data), str(output), budget=4, max_epochs=5, timeout=2)
     assert _processes_mentioning(str(output)) == []

@@ -9,7 +9,7 @@ CHECK = """
 import sys
 import flywheel.training
 from flywheel.training import build_training_pod_operator, train_and_register, prepare_training_set
-from flywheel.training.pipeline import register_trained_model
+from flywheel.training.runs import register_candidate
 heavy = sorted(m for m in ("torch", "ray", "optuna") if m in sys.modules)
 print(",".join(heavy))
 """

@@ -14,8 +14,8 @@ import pytest
 from kubernetes.client import ApiClient
 
 from flywheel.config import PROJECT_ROOT, get_settings
-from flywheel.training.dag_tasks import prepare_run, training_pod_operator
 from flywheel.training.kubernetes import UnreachableFromPod, build_training_pod_operator
+from flywheel.training.tasks import prepare_run, training_pod_operator
 
 IMAGE = "registry.example/flywheel-trainer:1.0"
 RUN_ID = "scheduled__2026-03-02T03:00:00+00:00"

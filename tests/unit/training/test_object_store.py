@@ -4,6 +4,7 @@ dataset from and writes its model to a real S3 endpoint (moto's server on 127.0.
 from __future__ import annotations
 
 import io
+from datetime import datetime
 from pathlib import Path
 
 import boto3
@@ -12,9 +13,9 @@ import pytest
 
 from flywheel.config import get_settings
 from flywheel.training.artifacts import METADATA_FILE, MODEL_FILE, SPEC_FILE
-from flywheel.training.backends import run_local_training
+from flywheel.training.backends import train
 from flywheel.training.dataset import data_version, load_training_set
-from flywheel.training.pipeline import prepare_training_set, register_trained_model, run_folder
+from flywheel.training.runs import prepare_training_set, register_candidate, run_folder
 from flywheel.warehouse import open_warehouse
 
 
@@ -64,9 +65,7 @@ def test_trainer_reads_its_dataset_from_and_writes_its_model_to_s3(
 
     prepared = prepare_training_set(small_frame, s3_home)
     output = run_folder(s3_home, "manual__2026-03-02")
-    metadata = run_local_training(
-        prepared["dataset_uri"], output, budget=1, max_epochs=1, seed=3, timeout=300
-    )
+    metadata = train(prepared["dataset_uri"], output, budget=1, max_epochs=1, seed=3, timeout=300)
 
     model_keys = _keys("flywheel-test", "flywheel/training/manual__2026-03-02/model/")
     assert [k.rsplit("/", 1)[1] for k in model_keys] == sorted([METADATA_FILE, MODEL_FILE, SPEC_FILE])
@@ -85,6 +84,7 @@ def test_trainer_reads_its_dataset_from_and_writes_its_model_to_s3(
     probability = scorer(torch.zeros(2, sparse_width, dtype=torch.int64), torch.zeros(2, dense_width))
     assert probability.shape == (2, 1) and bool(((probability > 0) & (probability < 1)).all())
 
-    registered = register_trained_model(output, "manual__2026-03-02", s3_home)
+    window = (datetime(2026, 3, 1), datetime(2026, 3, 2))
+    registered = register_candidate(output, "manual__2026-03-02", window, s3_home)
     assert registered["artifact_uri"] == f"{output}/model"
     assert open_warehouse(s3_home.warehouse_url).table_exists("registry.model_versions")

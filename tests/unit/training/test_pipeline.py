@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from flywheel.config import Settings
+from flywheel.registry import list_versions
 from flywheel.training.dataset import TrainingDataError
-from flywheel.training.pipeline import run_folder, train_and_register
-from flywheel.training.registry import list_versions
+from flywheel.training.runs import run_folder, train_and_register
 from flywheel.warehouse import open_warehouse
 
 

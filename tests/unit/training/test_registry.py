@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flywheel.config import Settings
-from flywheel.training.registry import (
+from flywheel.registry import (
     RegistryError,
     get_version,
     latest,

@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 
 from flywheel.config import Settings
+from flywheel.registry import list_versions
 from flywheel.training.backends import session_processes, stop_process_tree, training_command
-from flywheel.training.pipeline import prepare_training_set, run_folder, train_and_register
-from flywheel.training.registry import list_versions
 from flywheel.training.run import main
+from flywheel.training.runs import prepare_training_set, run_folder, train_and_register
 from flywheel.warehouse import open_warehouse
 
 RUN_ID = "manual__2026-01-02T00:00:00+00:00"

@@ -1,4 +1,4 @@
-"""``ingest_interval``: idempotent partition swaps, and bad files quarantined while good ones load."""
+"""``load_events``: idempotent partition swaps, and bad files quarantined while good ones load."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 
 from flywheel.config import Settings
 from flywheel.events import EVENT_SCHEMAS, hour_dir
+from flywheel.ingest.load import load_events
 from flywheel.warehouse import open_warehouse
-from flywheel.warehouse.ingest import ingest_interval
 
 H0 = datetime(2026, 1, 1, 5)
 H1 = H0 + timedelta(hours=1)
@@ -72,15 +72,15 @@ def test_running_an_interval_twice_leaves_the_same_rows(warehouse_home: Settings
     _land(warehouse_home, "clicks", _clicks(6, H0))
     _land(warehouse_home, "impressions", _impressions(9, H1, offset=5000), hour=H1)  # next interval
 
-    first = ingest_interval(H0, H1)
+    first = load_events(H0, H1)
     once = _snapshot(warehouse_home)
-    second = ingest_interval(H0, H1)
+    second = load_events(H0, H1)
     assert _snapshot(warehouse_home) == once
     assert first.rows == second.rows == {"impressions": 65, "clicks": 6, "orders": 0}
     assert once["impressions"][0] == 65  # the next hour's file was not touched
 
-    ingest_interval(H1, H1 + timedelta(hours=1))
-    ingest_interval(H0, H1)  # rerunning an earlier hour keeps the later one
+    load_events(H1, H1 + timedelta(hours=1))
+    load_events(H0, H1)  # rerunning an earlier hour keeps the later one
     assert _snapshot(warehouse_home)["impressions"][0] == 74
 
 
@@ -97,7 +97,7 @@ def test_bad_files_are_quarantined_with_reasons_and_good_files_load(warehouse_ho
     late = _land(warehouse_home, "clicks", _clicks(3, H1), name="part-late.parquet")  # filed under H0
     received = {p.name: p.read_bytes() for p in (good, truncated, missing, late)}
 
-    report = ingest_interval(H0, H1, run_id="test-run")
+    report = load_events(H0, H1, run_id="test-run")
 
     assert report.rows == {"impressions": 30, "clicks": 0, "orders": 0}
     reasons = {Path(q["file_path"]).name: q["reason"] for q in report.quarantined}
@@ -125,10 +125,10 @@ def test_bad_files_are_quarantined_with_reasons_and_good_files_load(warehouse_ho
     ]
 
     # A rerun changes nothing; re-landing a repaired file and rerunning loads it.
-    ingest_interval(H0, H1)
+    load_events(H0, H1)
     assert _snapshot(warehouse_home)["impressions"][0] == 30
     _land(warehouse_home, "clicks", _clicks(5, H0), name="part-missing.parquet")
-    assert ingest_interval(H0, H1).rows["clicks"] == 5
+    assert load_events(H0, H1).rows["clicks"] == 5
 
 
 @pytest.mark.parametrize(
@@ -142,7 +142,7 @@ def test_unloadable_values_quarantine_the_file(home: Settings, column, values, r
     data = _impressions(4, H0)
     data = data.set_column(data.schema.get_field_index(column), column, pa.array(values))
     _land(home, "impressions", data)
-    report = ingest_interval(H0, H1)
+    report = load_events(H0, H1)
     assert report.rows["impressions"] == 0
     assert reason in report.quarantined[0]["reason"]
 
@@ -150,7 +150,7 @@ def test_unloadable_values_quarantine_the_file(home: Settings, column, values, r
 def test_same_name_quarantined_twice_keeps_both_files(home: Settings) -> None:
     for attempt in range(2):
         path = _land(home, "clicks", _clicks(2 + attempt, H0).drop_columns(["user_id"]))
-        ingest_interval(H0, H1)
+        load_events(H0, H1)
         assert not path.exists()
     kept = sorted(p.name for p in home.quarantine_dir.rglob("*.parquet"))
     assert kept == ["part-0.1.parquet", "part-0.parquet"]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from flywheel.config import Settings
-from flywheel.training.dag_tasks import latest_complete_hour, published_rows
+from flywheel.training.tasks import latest_complete_hour, published_rows
 from flywheel.warehouse import open_warehouse
 from flywheel.warehouse.published import is_published, publish_hours, published_hours, withdraw_hours
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from flywheel.features.settings import FeatureStoreError
+from flywheel.feature_store.settings import FeatureStoreError
 from flywheel.warehouse import open_warehouse, validate_identifier
 from flywheel.warehouse.templates import render_sql
 
@@ -103,7 +103,7 @@ def _mart_table(view: Any) -> str:
     if not table:
         raise FeatureStoreError(
             f"feature view {view.name} has no {TABLE_TAG!r} tag: say which mart it is exported from "
-            "in plugins/flywheel/features/repo/definitions.py"
+            "in plugins/flywheel/feature_store/repo/definitions.py"
         )
     return validate_identifier(table)
 

@@ -1,11 +1,14 @@
 {# The model registry: one row per trained model, from its data version to its artifact and status.
-   Written by flywheel.training.registry on DuckDB and PostgreSQL alike. #}
+   Written by flywheel.registry on DuckDB and PostgreSQL alike. #}
 create schema if not exists registry;
 create table if not exists registry.model_versions (
     version varchar primary key,
     ordinal integer not null unique,
     parent_version varchar,
     data_version varchar not null,
+    {# the training window, which monitoring profiles as the model's drift reference #}
+    window_start timestamp,
+    window_end timestamp,
     params varchar not null,
     metrics varchar not null,
     artifact_uri varchar not null,

@@ -1,4 +1,5 @@
-"""The steps of ``build_features`` around dbt: which interval a run owns, the gates, and publishing to Feast.
+"""What the ``build_features`` DAG calls: which interval a run owns, the gates, one task per dbt model
+(``dbt_task_group``), and publishing to the feature store.
 
 Each function is what one Airflow task calls; they take and return small JSON-able pointers.
 """
@@ -13,6 +14,9 @@ from typing import Any
 
 from flywheel.config import Settings, get_settings
 from flywheel.events import hours_between, naive_utc
+from flywheel.features.dbt_group import dbt_task_group
+
+__all__ = ["dbt_task_group", "gate_feature_marts", "gate_raw_events", "publish_features", "resolve_interval"]
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +171,20 @@ def _run_gates(suites: Iterable[str], hours: list[datetime], run_id: str, settin
     return passed
 
 
-def gate_raw_events(interval: Mapping[str, str], run_id: str, settings: Settings | None = None) -> dict:
+def gate_raw_events(
+    asset_events: Iterable[Any] | None, params: Mapping[str, Any] | None, run_id: str
+) -> dict:
+    """The run's interval (``resolve_interval``), its raw hours gated; skips the run (and every task
+    after) when an earlier run already published everything loaded."""
+    from airflow.exceptions import AirflowSkipException
+
+    interval = resolve_interval(asset_events, params)
+    if interval is None:
+        raise AirflowSkipException("nothing loaded since the last publication")
+    return gate_raw_hours(interval, run_id)
+
+
+def gate_raw_hours(interval: Mapping[str, str], run_id: str, settings: Settings | None = None) -> dict:
     """Validate each hour of ``raw.*`` in the interval; failing partitions move to quarantine.
 
     The interval's hours leave ``features.published_hours`` first: training and drift do not read them
@@ -195,7 +212,7 @@ def gate_feature_marts(interval: Mapping[str, str], run_id: str, settings: Setti
 
 def publish_features(interval: Mapping[str, str], run_id: str, settings: Settings | None = None) -> dict:
     """Register the feature definitions with Feast and materialize the interval's snapshots online."""
-    from flywheel.features.store import apply_and_materialize
+    from flywheel.feature_store.store import apply_and_materialize
     from flywheel.warehouse import open_warehouse
     from flywheel.warehouse.published import publish_hours
 

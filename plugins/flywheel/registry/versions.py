@@ -26,8 +26,8 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "archived": ("champion",),
 }
 _COLUMNS = (
-    "version, ordinal, parent_version, data_version, params, metrics, artifact_uri, status, run_id, "
-    "created_at, updated_at"
+    "version, ordinal, parent_version, data_version, window_start, window_end, params, metrics, "
+    "artifact_uri, status, run_id, created_at, updated_at"
 )
 _INSERT_ATTEMPTS = 3
 
@@ -42,6 +42,9 @@ class ModelVersion:
     ordinal: int
     parent_version: str | None
     data_version: str
+    #: The training window ``[window_start, window_end)``: monitoring profiles it as the drift reference.
+    window_start: datetime | None
+    window_end: datetime | None
     params: dict[str, Any]
     metrics: dict[str, Any]
     artifact_uri: str
@@ -77,6 +80,7 @@ def register_candidate(
     metrics: dict[str, Any],
     parent_version: str | None = None,
     run_id: str | None = None,
+    window: tuple[datetime, datetime] | None = None,
     warehouse: Warehouse | None = None,
 ) -> str:
     """Record a trained model as a ``candidate`` and return its version.
@@ -107,12 +111,15 @@ def register_candidate(
                 now = _now()
                 conn.execute(
                     f"insert into {TABLE} ({_COLUMNS}) values (:version, :ordinal, :parent_version, "
-                    ":data_version, :params, :metrics, :artifact_uri, 'candidate', :run_id, :now, :now)",
+                    ":data_version, :window_start, :window_end, :params, :metrics, :artifact_uri, "
+                    "'candidate', :run_id, :now, :now)",
                     {
                         "version": version,
                         "ordinal": ordinal,
                         "parent_version": parent_version,
                         "data_version": data_version,
+                        "window_start": window[0] if window else None,
+                        "window_end": window[1] if window else None,
                         "params": json.dumps(params, sort_keys=True, default=str),
                         "metrics": json.dumps(metrics, sort_keys=True, default=str),
                         "artifact_uri": artifact_uri,
@@ -200,3 +207,11 @@ def set_status(version: str, status: str, warehouse: Warehouse | None = None) ->
             {"s": status, "now": now, "v": version},
         )
         return _rows(conn, "where version = :v", {"v": version})[0]
+
+
+def in_service(warehouse: Warehouse | None = None) -> ModelVersion | None:
+    """The model in service: the champion, or until one is promoted, the latest registered model."""
+    warehouse = warehouse or open_warehouse()
+    if not warehouse.table_exists(TABLE):
+        return None
+    return latest("champion", warehouse=warehouse) or latest(warehouse=warehouse)

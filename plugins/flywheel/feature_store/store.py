@@ -15,16 +15,16 @@ from typing import Any
 import pandas as pd
 
 from flywheel.config import Settings
-from flywheel.features.defaults import fill_missing
-from flywheel.features.export import export_views, read_training_entities
-from flywheel.features.render import (
+from flywheel.feature_store.defaults import fill_missing
+from flywheel.feature_store.export import export_views, read_training_entities
+from flywheel.feature_store.render import (
     feature_views,
     load_definitions,
     render_config,
     render_repo,
     repo_contents,
 )
-from flywheel.features.settings import FeatureStoreError, FeatureStoreSettings, feature_store_settings
+from flywheel.feature_store.settings import FeatureStoreError, FeatureStoreSettings, feature_store_settings
 
 log = logging.getLogger(__name__)
 

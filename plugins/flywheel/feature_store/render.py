@@ -16,7 +16,7 @@ from typing import Any
 
 import jinja2
 
-from flywheel.features.settings import FeatureStoreSettings
+from flywheel.feature_store.settings import FeatureStoreSettings
 
 #: The package's feature repo: definitions and the config template.
 TEMPLATE_DIR = Path(__file__).resolve().parent / "repo"

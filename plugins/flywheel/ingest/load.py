@@ -12,17 +12,19 @@ import pyarrow as pa
 
 from flywheel.config import Settings, get_settings
 from flywheel.events import EVENT_SCHEMAS, PARTITION_COLUMN, hour_dir, hours_between, naive_utc
+from flywheel.ingest.landing import BadFile, LandedFile, copy_to_quarantine, read_landed
 from flywheel.warehouse.base import Connection, Warehouse
 from flywheel.warehouse.connect import open_warehouse
-from flywheel.warehouse.landing import BadFile, LandedFile, copy_to_quarantine, read_landed
+from flywheel.warehouse.tables import FILE_QUARANTINE_TABLE, LOADS_TABLE
 from flywheel.warehouse.templates import render_sql
 
 log = logging.getLogger(__name__)
+SQL_DIR = Path(__file__).resolve().parent / "sql"
 
 #: Files ingest refused. ``interval_start``/``interval_end`` are the hour the file was filed under (the
 #: partition it would have loaded into), so the refusal fails that hour's gate and no other. A refusal is
 #: open until a file loads from the same landing path (the repaired file) or someone sets ``resolved_at``.
-QUARANTINE_TABLE = "quarantine.files"
+QUARANTINE_TABLE = FILE_QUARANTINE_TABLE
 QUARANTINE_SCHEMA = pa.schema(
     [
         ("file_path", pa.string()),
@@ -40,7 +42,6 @@ QUARANTINE_SCHEMA = pa.schema(
 
 #: One row per table and hour: what the latest load of that partition did (merged on the pair). The gates
 #: read it to tell a partition they set aside from one ingest has loaded again since.
-LOADS_TABLE = "raw.loads"
 LOADS_SCHEMA = pa.schema(
     [
         ("table_name", pa.string()),
@@ -85,7 +86,7 @@ def landed_files(landing_dir: Path, start: datetime, end: datetime) -> list[Land
     return files
 
 
-def ingest_interval(
+def load_events(
     start: datetime,
     end: datetime,
     *,
@@ -173,8 +174,8 @@ def _record_files(
     """Record refusals, and close the open refusals of every path that loaded now (a repaired file)."""
     conn.ensure_table(QUARANTINE_TABLE, QUARANTINE_SCHEMA)
     # Tables created before refusals could be resolved gain the columns (no-op once they exist).
-    conn.execute_script(render_sql("add_refusal_resolution.sql"))
-    resolve = render_sql("resolve_refused_files.sql")  # once: it runs for every file that loaded
+    conn.execute_script(render_sql(SQL_DIR / "add_refusal_resolution.sql"))
+    resolve = render_sql(SQL_DIR / "resolve_refused_files.sql")  # once: it runs for every file that loaded
     for file, _ in good:
         conn.execute(
             resolve,

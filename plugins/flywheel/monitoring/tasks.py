@@ -1,7 +1,7 @@
-"""The steps of ``detect_drift`` and the reference profile ``train_model`` stores for each new model.
+"""What the ``detect_drift`` DAG calls: profile the model in service, check a window, decide, request.
 
-The reference is the training window of the model in service: the registry's champion, or until a
-model is deployed, the latest registered one. Its profile is stored when the model is registered, so the
+The reference is the training window of the model in service (``flywheel.registry.in_service``). The
+first run that sees a new model in service profiles that window once (``profile_reference``), so the
 hourly check only scans the current window.
 """
 
@@ -47,35 +47,40 @@ def _window_sql(start: datetime, end: datetime) -> str:
     )
 
 
-def profile_model_reference(
-    version: str, window_start: datetime | str, window_end: datetime | str, settings: Settings | None = None
-) -> int:
-    """Store the reference profile of a model's training window under the model's version."""
-    from flywheel.monitoring import profile_reference
+def profile_reference(settings: Settings | None = None) -> dict[str, Any]:
+    """The model in service, with its reference profile stored: profiled from its training window the
+    first time monitoring sees it, reused after. ``{"model": None}`` before any model is registered."""
+    from flywheel import registry
+    from flywheel.monitoring.profiles import has_profile, profile_reference
     from flywheel.warehouse import open_warehouse
 
     settings = settings or get_settings()
-    start, end = naive_utc(window_start), naive_utc(window_end)
-    rows = profile_reference(
-        open_warehouse(settings.warehouse_url),
-        _window_sql(start, end),
-        NUMERIC_FEATURES,
-        CATEGORICAL_FEATURES,
-        profile_id=version,
-    )
-    return rows.num_rows
-
-
-def model_in_service(settings: Settings) -> str | None:
-    """The champion's version, else the latest registered model's, else None."""
-    from flywheel.training.registry import latest
-    from flywheel.warehouse import open_warehouse
-
     warehouse = open_warehouse(settings.warehouse_url)
-    if not warehouse.table_exists("registry.model_versions"):
-        return None
-    model = latest("champion", warehouse=warehouse) or latest(warehouse=warehouse)
-    return model.version if model else None
+    model = registry.in_service(warehouse)
+    if model is None:
+        log.warning("no registered model yet: there is no reference to profile")
+        return {"model": None, "profiled": False}
+    if has_profile(warehouse, model.version):
+        log.info("the reference profile of %s (in service) is stored already", model.version)
+        return {"model": model.version, "profiled": False}
+    if model.window_start is None or model.window_end is None:
+        raise ValueError(
+            f"model {model.version} has no training window in {registry.TABLE}: monitoring cannot tell "
+            "what its reference is; register it with its window (flywheel.registry.register_candidate(..., "
+            "window=(start, end)))"
+        )
+    start, end = naive_utc(model.window_start), naive_utc(model.window_end)
+    rows = profile_reference(
+        warehouse, _window_sql(start, end), NUMERIC_FEATURES, CATEGORICAL_FEATURES, profile_id=model.version
+    )
+    log.info(
+        "profiled the training window [%s, %s) of %s, now in service: %d bins",
+        start,
+        end,
+        model.version,
+        rows.num_rows,
+    )
+    return {"model": model.version, "profiled": True, "bins": rows.num_rows}
 
 
 def resolve_window(
@@ -99,6 +104,7 @@ def resolve_window(
 
 
 def check_window(
+    reference: Mapping[str, Any],
     asset_events: Iterable[Any] | None,
     data_interval_end: datetime | None,
     params: Mapping[str, Any],
@@ -111,7 +117,7 @@ def check_window(
 
     settings = settings or get_settings()
     start, end = resolve_window(asset_events, data_interval_end, params)
-    version = model_in_service(settings)
+    version = reference.get("model")
     summary: dict[str, Any] = {
         "window_start": start.isoformat(),
         "window_end": end.isoformat(),
@@ -163,7 +169,7 @@ def check_window(
     }
 
 
-def should_request_retrain(
+def should_retrain(
     summary: Mapping[str, Any], active_training_runs: int, settings: Settings | None = None
 ) -> bool:
     """The rule fired, and no training run is queued or running, and the cooldown since the last request
@@ -199,7 +205,7 @@ def last_request_end(settings: Settings) -> datetime | None:
     return value.as_py()
 
 
-def record_request(
+def request_retrain(
     summary: Mapping[str, Any], run_id: str, settings: Settings | None = None
 ) -> dict[str, Any]:
     """Remember the request (for the cooldown) and return the ``retrain_requested`` event's extra."""

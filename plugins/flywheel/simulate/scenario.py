@@ -27,11 +27,11 @@ def prepare_drift_world(
     training window, through the reference profile stored under its version.
     """
     from flywheel.features.dbt import run_dbt
-    from flywheel.monitoring.drift_dag_tasks import profile_model_reference
+    from flywheel.ingest.load import load_events
+    from flywheel.monitoring.tasks import profile_reference
+    from flywheel.registry import register_candidate
     from flywheel.simulate import SimulationConfig, simulate
-    from flywheel.training.registry import register_candidate
     from flywheel.warehouse import open_warehouse
-    from flywheel.warehouse.ingest import ingest_interval
     from flywheel.warehouse.published import publish_hours
 
     settings.ensure_dirs()
@@ -44,7 +44,7 @@ def prepare_drift_world(
         seed=seed,
     )
     simulate(config, settings.landing_dir)
-    ingest_interval(START, START + timedelta(hours=hours + 1), settings=settings)
+    load_events(START, START + timedelta(hours=hours + 1), settings=settings)
     run_dbt(["build"], settings)
     # As build_features leaves it once every gate passed: drift reads published hours only.
     publish_hours(open_warehouse(settings.warehouse_url), START, START + timedelta(hours=hours), "scenario")
@@ -52,11 +52,12 @@ def prepare_drift_world(
     version = register_candidate(
         data_version=f"scenario-{drift}-{seed}",
         artifact_uri=str(settings.artifacts_dir / "scenario-model"),
-        params={"window_start": window[0].isoformat(), "window_end": window[1].isoformat()},
+        params={},
         metrics={},
+        window=window,
         warehouse=open_warehouse(settings.warehouse_url),
     )
-    profile_model_reference(version, *window, settings=settings)
+    profile_reference(settings)  # as detect_drift's first task does for a new model in service
     return version
 
 

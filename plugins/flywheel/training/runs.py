@@ -1,4 +1,5 @@
-"""What the ``train_model`` DAG calls: snapshot the training set, train (locally or in a pod), register.
+"""Training runs as a library: snapshot a training set, name a run's folder, register what a run left
+behind, or all of it in one call (``train_and_register``) for notebooks, tests and benchmarks.
 
 Each step is idempotent per Airflow run: the snapshot is content-addressed, the run folder is named by
 the run id (a retry resumes its search), and registration is keyed on (data version, artifact).
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,18 +40,27 @@ def prepare_training_set(
 
     An empty or single-class set fails here, before anything is written or registered.
     """
-    settings = settings or get_settings()
+    return _prepare(dataset, settings or get_settings())[0]
+
+
+def _prepare(dataset: pd.DataFrame | str | Path, settings: Settings) -> tuple[dict[str, str], pd.DataFrame]:
     source = "the DataFrame given" if isinstance(dataset, pd.DataFrame) else str(dataset)
     frame = dataset if isinstance(dataset, pd.DataFrame) else load_training_set(dataset)
     check_training_set(frame, source)
     uri, version = snapshot_training_set(frame, settings.artifacts_dir)
     log.info("training set %s: %d rows, data version %s -> %s", source, len(frame), version, uri)
-    return {"dataset_uri": uri, "data_version": version}
+    return {"dataset_uri": uri, "data_version": version}, frame
 
 
-def register_trained_model(output_uri: str, run_id: str, settings: Settings | None = None) -> dict[str, Any]:
-    """Register the model a finished run left in ``<output>/model`` as a candidate (once per artifact)."""
-    from flywheel.training.registry import register_candidate
+def register_candidate(
+    output_uri: str,
+    run_id: str,
+    window: tuple[datetime, datetime] | None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Register the model a finished run left in ``<output>/model`` as a candidate (once per artifact),
+    with the training window ``[start, end)`` that monitoring profiles as its drift reference."""
+    from flywheel import registry
     from flywheel.warehouse import open_warehouse
 
     settings = settings or get_settings()
@@ -65,12 +76,13 @@ def register_trained_model(output_uri: str, run_id: str, settings: Settings | No
         "best_trial_id": search["best_trial_id"],
         "timings": metadata["timings"],
     }
-    version = register_candidate(
+    version = registry.register_candidate(
         data_version=metadata["data_version"],
         artifact_uri=artifact_uri,
         params=metadata["params"],
         metrics=metrics,
         run_id=run_id,
+        window=window,
         warehouse=open_warehouse(settings.warehouse_url),
     )
     log.info(
@@ -100,19 +112,19 @@ def train_and_register(
     ``budget`` and ``max_epochs`` default to ``FLYWHEEL_TRAIN_BUDGET`` and ``FLYWHEEL_TRAIN_MAX_EPOCHS``.
 
     The Kubernetes backend is a pod of its own task: use ``prepare_training_set``, then
-    ``build_training_pod_operator(...)``, then ``register_trained_model``.
+    ``build_training_pod_operator(...)``, then ``register_candidate``.
     """
-    from flywheel.training.backends import run_local_training
+    from flywheel.training import backends
 
     if backend != "local":
         raise ValueError(
             f"train_and_register runs the local backend only, got backend={backend!r}; for Kubernetes wire "
-            "prepare_training_set -> build_training_pod_operator -> register_trained_model as three tasks"
+            "prepare_training_set -> build_training_pod_operator -> register_candidate as three tasks"
         )
     settings = settings or get_settings()
-    prepared = prepare_training_set(dataset, settings)
+    prepared, frame = _prepare(dataset, settings)
     output = run_folder(settings, run_id)
-    run_local_training(
+    backends.train(
         prepared["dataset_uri"],
         str(output),
         budget or settings.training.budget,
@@ -122,4 +134,12 @@ def train_and_register(
         logger=logger or log,
         seed=seed,
     )
-    return register_trained_model(str(output), run_id, settings)
+    return register_candidate(str(output), run_id, data_window(frame), settings)
+
+
+def data_window(frame: pd.DataFrame) -> tuple[datetime, datetime] | None:
+    """The hours a training set spans, ``[first hour, last hour + 1h)``; None without ``event_ts``."""
+    if "event_ts" not in frame or frame.empty:
+        return None
+    hours = pd.to_datetime(frame["event_ts"]).dt.floor("h")
+    return hours.min().to_pydatetime(), (hours.max() + pd.Timedelta(hours=1)).to_pydatetime()

@@ -1,6 +1,6 @@
-"""The steps of ``train_model``: pick the training window, snapshot its training set, train, register.
-
-Each function is what one Airflow task calls; they pass small JSON-able pointers (URIs, versions).
+"""What the ``train_model`` DAG calls: pick the training window, snapshot its training set, train (in a
+subprocess or a pod), register the candidate. One function per task, named as the task; they pass small
+JSON-able pointers (URIs, versions), never data.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def latest_complete_hour(settings: Settings) -> datetime:
     """The newest hour ``build_features`` published: the window ends at its start, since that hour's clicks
     may still arrive."""
     from flywheel.warehouse import open_warehouse
-    from flywheel.warehouse.published import PUBLISHED_HOURS_TABLE
+    from flywheel.warehouse.published import PUBLISHED_HOURS_TABLE, newest_published_hour
 
     warehouse = open_warehouse(settings.warehouse_url)
     if not warehouse.table_exists(PUBLISHED_HOURS_TABLE):
@@ -31,11 +31,10 @@ def latest_complete_hour(settings: Settings) -> datetime:
             f"{PUBLISHED_HOURS_TABLE} does not exist in the warehouse: build_features has not published "
             "any features yet"
         )
-    newest = warehouse.read_arrow(f"select max(hour) as newest from {PUBLISHED_HOURS_TABLE}")
-    value = newest.column("newest")[0].as_py()
-    if value is None:
+    newest = newest_published_hour(warehouse)
+    if newest is None:
         raise ValueError("no hour of features is published yet: there is nothing to train on")
-    return value
+    return newest
 
 
 def training_window(
@@ -60,7 +59,7 @@ def build_training_set(
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Fetch the point-in-time training set from the feature store and snapshot it under a data version."""
-    from flywheel.features.store import training_set
+    from flywheel.feature_store.store import training_set
 
     settings = settings or get_settings()
     start, end = training_window(asset_events, params, settings)
@@ -109,7 +108,7 @@ def prepare_run(
     frame: Any, start: datetime, end: datetime, run_id: str, settings: Settings
 ) -> dict[str, Any]:
     """Snapshot a window's training set and name the run's folder: what every later task is handed."""
-    from flywheel.training.pipeline import prepare_training_set, run_folder
+    from flywheel.training.runs import prepare_training_set, run_folder
 
     prepared = prepare_training_set(frame, settings)
     return {
@@ -121,11 +120,16 @@ def prepare_run(
     }
 
 
-def train_locally(prepared: Mapping[str, Any], params: Mapping[str, Any], logger: logging.Logger) -> dict:
-    """The search as a subprocess in its own process group, its output streamed into the task log."""
-    from flywheel.training.backends import run_local_training
+def choose_backend(params: Mapping[str, Any]) -> str:
+    """The task that runs the search: ``train`` (a local subprocess) or ``train_on_kubernetes``."""
+    return "train_on_kubernetes" if params.get("backend") == "kubernetes" else "train"
 
-    metadata = run_local_training(
+
+def train(prepared: Mapping[str, Any], params: Mapping[str, Any], logger: logging.Logger) -> dict:
+    """The search as a subprocess in its own process group, its output streamed into the task log."""
+    from flywheel.training import backends
+
+    metadata = backends.train(
         prepared["dataset_uri"],
         prepared["output_uri"],
         int(params["budget"]),
@@ -168,7 +172,7 @@ def train_on_kubernetes(
     settings: Settings | None = None,
 ) -> dict:
     """The search as a pod on a GPU node, its log streamed into the task log; it leaves the model where
-    ``register`` looks for it (``<output_uri>/model``)."""
+    ``register_candidate`` looks for it (``<output_uri>/model``)."""
     from flywheel.training.artifacts import MODEL_DIR, read_metadata
     from flywheel.training.backends import TrainingFailed
 
@@ -183,18 +187,16 @@ def train_on_kubernetes(
     return {"val_auc": metadata["metrics"]["val_auc"]}
 
 
-def register(prepared: Mapping[str, Any], run_id: str, settings: Settings | None = None) -> dict[str, Any]:
-    """Register the finished run's model as a candidate (idempotent) and describe it for the asset event."""
-    from flywheel.monitoring.drift_dag_tasks import profile_model_reference
-    from flywheel.training.pipeline import register_trained_model
+def register_candidate(
+    prepared: Mapping[str, Any], run_id: str, settings: Settings | None = None
+) -> dict[str, Any]:
+    """Register the finished run's model as a candidate with its training window (idempotent) and
+    describe it for the ``model_candidate`` event; monitoring profiles the window when it serves."""
+    from flywheel.training import runs
 
     settings = settings or get_settings()
-    registered = register_trained_model(prepared["output_uri"], run_id, settings)
-    # detect_drift compares each new hour with this model's training window: profile it once, now.
-    bins = profile_model_reference(
-        registered["version"], prepared["window_start"], prepared["window_end"], settings
-    )
-    log.info("stored the reference profile of %s (%d bins)", registered["version"], bins)
+    window = (naive_utc(prepared["window_start"]), naive_utc(prepared["window_end"]))
+    registered = runs.register_candidate(prepared["output_uri"], run_id, window, settings)
     log.info(
         "candidate %s: validation AUC %.4f on data version %s (window %s .. %s)",
         registered["version"],

@@ -34,7 +34,7 @@ item = Entity(
     description="An item that can be shown, clicked and ordered.",
 )
 
-# marts.user_features exported one Parquet file per day of feature_ts (see flywheel.features.export).
+# marts.user_features exported one Parquet file per day of feature_ts (see flywheel.feature_store.export).
 user_features_source = FileSource(
     name="user_features_source",
     path=str(DATA_DIR / "user_features" / "*.parquet"),

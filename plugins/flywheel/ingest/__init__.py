@@ -1,0 +1,1 @@
+"""Ingest, the loop's first stage: landed event files into ``raw.*``, a refused file into quarantine."""

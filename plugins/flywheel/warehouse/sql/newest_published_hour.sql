@@ -1,0 +1,3 @@
+{# The newest hour build_features published (null before its first publication). #}
+select max(hour) as newest
+from features.published_hours
