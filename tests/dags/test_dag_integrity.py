@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,20 @@ def test_plugin_folder_does_not_exec_the_package_as_loose_modules() -> None:
     plugins = DAGS_DIR.parent / "plugins"
     loose = [p for p in find_path_from_directory(str(plugins), ".airflowignore", "glob") if p.endswith(".py")]
     assert loose == []
+
+
+#: What a DAG file may import from flywheel: the assets, the settings, and its stage's tasks module.
+DAG_IMPORTS = re.compile(r"^flywheel\.(assets|config|(ingest|features|training|monitoring)\.tasks)$")
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.stem)
+def test_a_dag_calls_its_stage_through_tasks_only(path: Path) -> None:
+    # Nothing sits between a DAG and its stage but the stage's tasks.py (docs/architecture.md); the
+    # import-linter contracts check the packages, this checks each import line of the DAG files.
+    tree = ast.parse(path.read_text())
+    modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    modules |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+    stray = sorted(m for m in modules if m.split(".")[0] == "flywheel" and not DAG_IMPORTS.match(m))
+    assert not stray, f"{path.name} imports {', '.join(stray)}: call a function of the stage's tasks.py"
+    stages = {m.split(".")[1] for m in modules if m.endswith(".tasks")}
+    assert len(stages) <= 1, f"{path.name} calls into several stages ({', '.join(sorted(stages))})"
