@@ -8,13 +8,15 @@ Compares the newest hour of features with the training window of the model in se
    profiles its training window of `marts.training_examples` (into `monitoring.reference_profiles`);
 2. `check_window` — PSI per feature into `monitoring.feature_drift`, online CTR/AUC into
    `monitoring.online_performance`, Prometheus metrics (`flywheel_feature_psi`, `flywheel_model_auc`, ...);
-3. `should_retrain` — the rule, on the model in service's windows only: PSI >= 0.2 in the latest window,
-   or >= 0.1 in each of the last 2 hours (a missing hour breaks the run), debounced (no request while
-   `train_model` is queued or running, nor within the cooldown after the last request);
+3. `should_retrain` — the rule, on the model in service's windows only: PSI >= {rule.psi_threshold:g} in
+   the latest window, or >= {rule.sustained_threshold:g} in each of the last {rule.sustained_windows} hours
+   (a missing hour breaks the run), debounced (no request while `train_model` is queued or running, nor
+   within {rule.cooldown_hours:g} hours after the last request);
 4. `request_retrain` — updates the `retrain_requested` asset with the drifting features, which starts
    `train_model`.
 
-Runs hourly and whenever `build_features` publishes. Thresholds: `FLYWHEEL_DRIFT_*` (docs/monitoring.md).
+Runs hourly and whenever `build_features` publishes. Thresholds: `FLYWHEEL_DRIFT_*` (docs/monitoring.md);
+the numbers above are this deployment's, filled in from them when the file is parsed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable, Param, dag, task
 
 from flywheel.assets import FEATURES, RETRAIN_REQUESTED
+from flywheel.config import get_settings
+
+#: FLYWHEEL_DRIFT_* as the tasks will read them, for the doc; a malformed value is an import error naming it.
+DRIFT_RULE = get_settings().drift
 
 
 @dag(
@@ -36,7 +42,7 @@ from flywheel.assets import FEATURES, RETRAIN_REQUESTED
     tags=["flywheel", "monitoring"],
     default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
     params={"window_end": Param(None, type=["null", "string"], description="ISO end of the hour to check")},
-    doc_md=__doc__,
+    doc_md=__doc__.format(rule=DRIFT_RULE),
 )
 def detect_drift():
     @task(pool="warehouse")

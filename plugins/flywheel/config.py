@@ -1,7 +1,10 @@
 """Typed settings read from ``FLYWHEEL_*`` environment variables, with defaults that run on one machine.
 
-This is the only module that reads the environment: every variable is registered in :data:`VARIABLES`,
-parsed into a typed section of :class:`Settings`, and a bad value raises :class:`SettingsError`.
+The only module that reads the environment: each variable is registered in :data:`VARIABLES` (another tool's
+in :data:`TOOL_VARIABLES`) and parsed into a typed section of :class:`Settings`; a bad value raises
+:class:`SettingsError`. Sections: ``drift`` (:class:`DriftRule`), ``training`` (:class:`TrainingDefaults`),
+``trainer`` (:class:`TrainerPod`), ``feature_store`` (:class:`FeatureStoreBackend`), ``metrics``
+(:class:`MetricsSettings`).
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ VARIABLES: tuple[str, ...] = (
     "FLYWHEEL_DRIFT_COOLDOWN_HOURS",
     "FLYWHEEL_PUSHGATEWAY_URL",
 )
+#: Other tools' variables that flywheel consults too (docs/configuration.md lists them apart).
+TOOL_VARIABLES: tuple[str, ...] = ("RAY_TMPDIR",)
 
 #: Online stores flywheel supports: the embedded default and the production backend.
 ONLINE_STORES = ("sqlite", "redis")
@@ -80,8 +85,9 @@ class SettingsError(ValueError):
 
 
 def _raw(name: str) -> str | None:
-    if name not in VARIABLES:  # a programming error: register (and document) the variable first
-        raise KeyError(f"{name} is not in flywheel.config.VARIABLES")
+    # A name in neither registry is a programming error: register (and document) the variable first.
+    if name not in VARIABLES and name not in TOOL_VARIABLES:
+        raise KeyError(f"{name} is not in flywheel.config.VARIABLES (nor TOOL_VARIABLES)")
     return os.environ.get(name)
 
 
@@ -154,11 +160,19 @@ def _url(name: str, default: str | None, schemes: tuple[str, ...] | None, exampl
 
 @dataclass(frozen=True)
 class DriftRule:
-    """When ``detect_drift`` requests retraining (docs/monitoring.md; keep prometheus/rules.yml in step)."""
+    """When ``detect_drift`` requests retraining, from ``FLYWHEEL_DRIFT_*`` (docs/monitoring.md).
 
+    The defaults below are the one place the rule's numbers are written: flywheel.monitoring.decision and
+    ``flywheel psi`` take them from here, the detect_drift DAG renders them into its doc, and
+    tests/unit/test_thresholds.py holds monitoring/prometheus/rules.yml (which cannot import them) to them.
+    """
+
+    #: PSI that requests retraining on its own, in the latest window (the industry's "significant shift").
     psi_threshold: float = 0.2
+    #: PSI that requests retraining when it holds for ``sustained_windows`` consecutive hourly windows.
     sustained_threshold: float = 0.1
     sustained_windows: int = 2
+    #: No new request within this many hours after the last one.
     cooldown_hours: float = 6.0
 
 
@@ -170,6 +184,8 @@ class TrainingDefaults:
     budget: int = 8
     max_epochs: int = 8
     workdir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
+    #: Ray's temp folder for a search (``RAY_TMPDIR``, kept afterwards); None: one per run, removed after.
+    ray_tmpdir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -206,8 +222,10 @@ class Settings:
     """Where flywheel keeps its state and how each stage is tuned; read from the environment.
 
     ``home`` holds the warehouse file, artifacts, the landing zone and Airflow's home, so a test or a
-    parallel run that sets ``FLYWHEEL_HOME`` gets a world of its own. Stages get a section each
-    (evaluation and serving add theirs the same way).
+    parallel run that sets ``FLYWHEEL_HOME`` gets a world of its own. Stages get a section each: ``drift``,
+    ``training``, ``trainer``, ``feature_store``, ``metrics``. Evaluation and serving add theirs the same way
+    when they have a setting to read: a frozen dataclass with typed defaults, a ``_<section>()`` reader
+    below, a field here, and their variables in :data:`VARIABLES` and docs/configuration.md.
     """
 
     home: Path
@@ -257,12 +275,14 @@ def _training_defaults() -> TrainingDefaults:
             "FLYWHEEL_TRAIN_CRON", cron, "is not a cron expression of five fields", '"0 3 * * 1"'
         )
     workdir = _optional("FLYWHEEL_TRAIN_WORKDIR")
+    ray_tmpdir = _optional("RAY_TMPDIR")
     # Bounds are those of train_model's form (its Params): a default outside them fails every run.
     return TrainingDefaults(
         cron=cron,
         budget=_int("FLYWHEEL_TRAIN_BUDGET", TrainingDefaults.budget, 1, 200),
         max_epochs=_int("FLYWHEEL_TRAIN_MAX_EPOCHS", TrainingDefaults.max_epochs, 1, 100),
         **({"workdir": Path(workdir).expanduser()} if workdir else {}),
+        ray_tmpdir=Path(ray_tmpdir).expanduser() if ray_tmpdir else None,
     )
 
 

@@ -1,5 +1,5 @@
 """Settings that exist are read: docs/configuration.md lists exactly the variables config.py reads, config.py
-is the only reader, a bad value names itself and a good one, and FLYWHEEL_TRAIN_MAX_EPOCHS reaches a run."""
+is the only reader of the environment, a bad value names itself and a good one, and settings reach a run."""
 
 from __future__ import annotations
 
@@ -28,6 +28,11 @@ def test_the_docs_list_exactly_the_variables_the_code_reads() -> None:
         f"read by flywheel.config but not in docs/configuration.md: {read - documented}"
     )
     assert not documented - read, f"in docs/configuration.md but read by nothing: {documented - read}"
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    missing = [name for name in config.TOOL_VARIABLES if f"`{name}`" not in text]
+    assert not missing, (
+        f"other tools' variables read by flywheel.config but not in docs/configuration.md: {missing}"
+    )
 
 
 def test_config_reads_no_variable_outside_its_registry() -> None:
@@ -36,58 +41,119 @@ def test_config_reads_no_variable_outside_its_registry() -> None:
     assert len(VARIABLES) == len(set(VARIABLES))
 
 
+#: Methods of os.environ that change it; called as a statement (result unused) they are writes, not reads.
+_WRITERS = {"setdefault", "pop", "popitem", "update", "clear"}
+
+
 def _environment_reads(path: Path) -> list[str]:
-    """``os.environ.get(...)``, ``os.getenv(...)`` and ``os.environ[...]`` reads of FLYWHEEL_* variables
-    (or of a name not spelled out: a constant or an alias of ``os.environ.get``), as ``file:line``."""
+    """Every read of the environment in ``path``, as ``file:line``, whatever the variable's name.
+
+    Counted as a read: ``os.getenv``/``os.getenvb`` (called or not), and any use of ``os.environ`` or
+    ``os.environb`` (also imported ``from os``, under any alias) other than the exceptions below, so
+    ``.get(...)``, ``[...]`` loads, ``name in os.environ``, ``.items()`` and iteration, an alias such as
+    ``env = os.environ.get``, and ``os.environ`` handed to a function are all reads.
+    Not counted: writes (``os.environ[k] = v``, ``del os.environ[k]``, and ``setdefault``/``pop``/``update``/
+    ``clear`` whose result is unused) and handing a whole copy to a child process (``dict(os.environ)``,
+    ``os.environ.copy()``, ``{**os.environ, ...}``, ``env=os.environ``): the child reads it, not us.
+    """
     tree = ast.parse(path.read_text())
     where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    os_names = {"os"} | {
+        a.asname or a.name
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Import)
+        for a in n.names
+        if a.name == "os"
+    }
+    imported = {  # from os import environ as env, getenv
+        a.asname or a.name: a.name
+        for n in ast.walk(tree)
+        if isinstance(n, ast.ImportFrom) and n.module == "os"
+        for a in n.names
+    }
+    parents = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+
+    def os_member(node: ast.AST) -> str | None:
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in os_names:
+            return node.attr
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            return imported.get(node.id)
+        return None
+
+    def is_read(node: ast.AST) -> bool:
+        parent = parents.get(id(node))
+        if isinstance(parent, ast.Subscript) and parent.value is node:
+            return isinstance(parent.ctx, ast.Load)
+        if isinstance(parent, ast.Attribute):  # a method of os.environ
+            call = parents.get(id(parent))
+            if not (isinstance(call, ast.Call) and call.func is parent):
+                return True  # an alias such as env = os.environ.get
+            if parent.attr == "copy":
+                return False
+            return not (parent.attr in _WRITERS and isinstance(parents.get(id(call)), ast.Expr))
+        if isinstance(parent, ast.Call) and isinstance(parent.func, ast.Name) and parent.func.id == "dict":
+            return parent.args != [node] or bool(parent.keywords)
+        if isinstance(parent, ast.Dict):
+            return not any(v is node and k is None for k, v in zip(parent.keys, parent.values, strict=True))
+        if isinstance(parent, ast.keyword):
+            return parent.arg != "env"
+        return True
+
     found = []
-
-    def is_environ(node: ast.AST) -> bool:
-        return (isinstance(node, ast.Attribute) and node.attr == "environ") or (
-            isinstance(node, ast.Name) and node.id == "environ"
-        )
-
-    def flywheel_or_unknown(key: ast.AST | None) -> bool:
-        return not (isinstance(key, ast.Constant) and isinstance(key.value, str)) or key.value.startswith(
-            "FLYWHEEL_"
-        )
-
-    calls = {id(n.func): n for n in ast.walk(tree) if isinstance(n, ast.Call)}
     for node in ast.walk(tree):
-        getter = isinstance(node, ast.Attribute) and (
-            (node.attr == "get" and is_environ(node.value))
-            or (node.attr == "getenv" and isinstance(node.value, ast.Name) and node.value.id == "os")
-        )
-        if getter:
-            call = calls.get(id(node))
-            if call is None or flywheel_or_unknown(call.args[0] if call.args else None):
-                found.append(f"{where}:{node.lineno}")
-        elif isinstance(node, ast.Subscript) and is_environ(node.value) and isinstance(node.ctx, ast.Load):
-            if flywheel_or_unknown(node.slice):
-                found.append(f"{where}:{node.lineno}")
+        member = os_member(node)
+        if member in ("getenv", "getenvb") or (member in ("environ", "environb") and is_read(node)):
+            found.append(f"{where}:{node.lineno}")
     return found
 
 
-def test_config_is_the_only_reader_of_flywheel_variables() -> None:
+def test_config_is_the_only_reader_of_the_environment() -> None:
     sources = [*(ROOT / "plugins" / "flywheel").rglob("*.py"), *(ROOT / "dags").glob("*.py")]
     reads = [hit for path in sources if path != CONFIG_SOURCE for hit in _environment_reads(path)]
-    assert reads == [], f"read FLYWHEEL_* through flywheel.config.get_settings(), not directly: {reads}"
+    assert reads == [], (
+        f"environment read outside flywheel.config: {reads}; add the variable to config.VARIABLES (or "
+        "TOOL_VARIABLES), a field to a section of Settings and a row to docs/configuration.md, and read "
+        "it through get_settings()"
+    )
 
 
-def test_the_reader_check_finds_a_direct_read(tmp_path: Path) -> None:
-    # The scan above must be able to fail: it flags each way a module could read a variable itself.
+def test_config_reads_the_environment_in_one_place() -> None:
+    # Every setting goes through _raw, which refuses a name missing from the registries.
+    (hit,) = _environment_reads(CONFIG_SOURCE)
+    line = int(hit.rsplit(":", 1)[1])
+    raw = next(n for n in ast.walk(ast.parse(CONFIG_SOURCE.read_text())) if getattr(n, "name", "") == "_raw")
+    assert raw.lineno <= line <= raw.end_lineno, f"{hit}: read the environment through _raw only"
+
+
+def test_the_reader_check_finds_every_kind_of_read(tmp_path: Path) -> None:
+    # The scan above must be able to fail: it flags each way a module could read a variable itself,
+    # and lets writes and copies handed to a child process pass.
     module = tmp_path / "reads_itself.py"
     module.write_text(
-        "import os\n"
-        "a = os.environ.get('FLYWHEEL_X')\n"
-        "b = os.getenv(NAME)\n"
-        "c = os.environ['FLYWHEEL_Y']\n"
-        "env = os.environ.get\n"
-        "d = os.environ.get('RAY_TMPDIR')\n"
+        "import os\n"  # 1
+        "import os as system\n"
+        "from os import environ as env, getenv\n"
+        "a = os.environ.get('FLYWHEEL_X')\n"  # 4: read
+        "b = os.getenv(NAME)\n"  # read
+        "c = os.environ['RAY_TMPDIR']\n"  # read, whatever the name
+        "get = os.environ.get\n"  # read (an alias)
+        "d = 'HOME' in system.environ\n"  # read
+        "e = env.get('X')\n"  # 9: read
+        "f = getenv('X')\n"  # read
+        "g = [k for k in os.environ.items()]\n"  # read
+        "h = os.environ.setdefault('X', '1')\n"  # read: the value is used
+        "os.environ['X'] = '1'\n"  # 13: write
+        "os.environ.setdefault('Y', '0')\n"  # write
+        "os.environ.pop('Y', None)\n"  # write
+        "del os.environ['X']\n"  # write
+        "child = {**os.environ, 'X': '1'}\n"  # copy for a child
+        "child = dict(os.environ)\n"  # copy
+        "child = os.environ.copy()\n"  # copy
+        "run(['x'], env=os.environ)\n"  # 20: copy
+        "inspect(os.environ)\n"  # 21: read (the callee may read anything)
     )
     lines = sorted(int(hit.rsplit(":", 1)[1]) for hit in _environment_reads(module))
-    assert lines == [2, 3, 4, 5]  # not line 6: Ray's own variable is Ray's business
+    assert lines == [4, 5, 6, 7, 8, 9, 10, 11, 12, 21]
 
 
 @pytest.mark.parametrize(

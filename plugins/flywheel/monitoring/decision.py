@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from flywheel.config import DriftRule
 from flywheel.events import naive_utc
 from flywheel.monitoring.drift import FEATURE_DRIFT_TABLE, has_model_version
 from flywheel.warehouse import Warehouse, WarehouseError
@@ -15,11 +16,6 @@ from flywheel.warehouse.templates import render_sql
 log = logging.getLogger(__name__)
 
 DECISION_SQL = "monitoring/drift_decision.sql"
-#: PSI that requests retraining on its own (the industry's "significant shift").
-PSI_THRESHOLD = 0.2
-#: PSI that requests retraining when it holds for ``SUSTAINED_WINDOWS`` consecutive hourly windows.
-SUSTAINED_THRESHOLD = 0.1
-SUSTAINED_WINDOWS = 2
 
 
 @dataclass(frozen=True)
@@ -35,12 +31,12 @@ def drift_decision(
     warehouse: Warehouse,
     model_version: str,
     window_end: datetime,
-    psi_threshold: float = PSI_THRESHOLD,
-    sustained_threshold: float = SUSTAINED_THRESHOLD,
-    sustained_windows: int = SUSTAINED_WINDOWS,
+    psi_threshold: float = DriftRule.psi_threshold,
+    sustained_threshold: float = DriftRule.sustained_threshold,
+    sustained_windows: int = DriftRule.sustained_windows,
 ) -> Decision:
     """Apply the rule of ``sql/monitoring/drift_decision.sql`` to the windows recorded for ``model_version``
-    up to ``window_end``.
+    up to ``window_end``; the thresholds default to :class:`flywheel.config.DriftRule`'s.
 
     Reads ``monitoring.feature_drift`` only. Windows measured against another model never count, the
     sustained branch needs each of the last ``sustained_windows`` hours (a missing hour breaks it), and a

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from flywheel.config import DriftRule
 from flywheel.monitoring.drift import FeatureDrift, compare_relations
 from flywheel.monitoring.relations import RelationError, safe_message
 from flywheel.warehouse import Warehouse, WarehouseError, open_warehouse
@@ -15,8 +16,13 @@ from flywheel.warehouse.base import READER_STATEMENT_TIMEOUT_S
 
 #: Exit status of a refused request (bad name, unknown column, empty relation, not a select), as argparse.
 EXIT_REFUSED = 2
-#: Conventional reading of PSI, printed beside the number.
-LEVELS = ((0.2, "major shift"), (0.1, "moderate shift"), (0.0, "stable"))
+#: Reading of PSI printed beside the number: the drift rule's default thresholds (flywheel.config.DriftRule),
+#: which are also the conventional ones, so "major shift" is what would request retraining on its own.
+LEVELS: tuple[tuple[float, str], ...] = (
+    (DriftRule.psi_threshold, "major shift"),
+    (DriftRule.sustained_threshold, "moderate shift"),
+    (0.0, "stable"),
+)
 
 
 def split_names(value: str | None) -> list[str]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flywheel.config import get_settings
 from flywheel.training.space import SearchSpace, load_search_space
 from flywheel.training.storage import tune_storage
 from flywheel.training.trainer import PATIENCE, TrainingData
@@ -78,9 +79,10 @@ def ray_session(output: Path, num_cpus: int, object_store_bytes: int) -> Iterato
     import ray
     import torch
 
-    temp = os.environ.get("RAY_TMPDIR") or (
-        str(output / "ray") if len(str(output / "ray")) < 60 else tempfile.mkdtemp(prefix="fw-ray-")
-    )
+    configured = get_settings().training.ray_tmpdir  # RAY_TMPDIR, e.g. the trainer image's /tmp/ray
+    temp = str(configured or output / "ray")
+    if configured is None and len(temp) >= 60:
+        temp = tempfile.mkdtemp(prefix="fw-ray-")
     Path(temp).mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home from a training pod
     os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = str(STATE_PERIOD_S)
@@ -103,7 +105,7 @@ def ray_session(output: Path, num_cpus: int, object_store_bytes: int) -> Iterato
         yield gpus
     finally:
         ray.shutdown()
-        if not os.environ.get("RAY_TMPDIR"):
+        if configured is None:  # ours to remove; a configured folder is the deployment's
             shutil.rmtree(temp, ignore_errors=True)
 
 
