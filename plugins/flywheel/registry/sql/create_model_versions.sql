@@ -1,5 +1,10 @@
-{# The model registry: one row per trained model, from its data version to its artifact and status.
-   Written by flywheel.registry on DuckDB and PostgreSQL alike. #}
+{#
+  create_model_versions.sql: the model registry, one row per trained model, from its data version to its
+  artifact and its status in the lifecycle (flywheel.registry.TRANSITIONS).
+
+  Parameters:  none
+  Output:      schema registry and table registry.model_versions, unless they exist
+#}
 create schema if not exists registry;
 create table if not exists registry.model_versions (
     version varchar primary key,
