@@ -22,9 +22,19 @@ def test_ruff_check_is_clean() -> None:
 
 
 def test_sqlfluff_passes_on_the_sql_analysts_edit() -> None:
-    # dbt models and monitoring templates, DuckDB dialect, Jinja rendered offline (.sqlfluff files).
+    # dbt models, the analysts' sql/ tree and the packages' own sql/ folders, DuckDB dialect, Jinja rendered
+    # offline (.sqlfluff files give example identifiers; .sqlfluffignore says why a file is left out).
     sqlfluff = Path(sys.executable).with_name("sqlfluff")
-    paths = ["dbt/models", "sql/monitoring", "plugins/flywheel/quality/sql"]
+    paths = [
+        "dbt/models",
+        "sql",
+        "plugins/flywheel/monitoring/sql",
+        "plugins/flywheel/quality/sql",
+        "plugins/flywheel/features/sql",
+        "plugins/flywheel/ingest/sql",
+        "plugins/flywheel/feature_store/sql",
+        "plugins/flywheel/warehouse/sql",
+    ]
     result = subprocess.run([str(sqlfluff), "lint", *paths], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
 

@@ -19,6 +19,7 @@
 
   A value's bin is the number of the profile's edges <= value; NULLs are bin -1. Numeric edges arrive as
   bound parameters (the caller reads them from the profile), so each comparison is against a constant.
+  The counting is in histogram/numeric_bins.sql and histogram/categorical_bins.sql, included below.
 #}
 with
 
@@ -59,93 +60,10 @@ window_total as (
     from current_window
 ),
 {%- if numeric %}
-
-{# Rows at or above each edge, every numeric feature in one pass: bin k is then "at or above edge k but
-   not edge k+1", which is exactly "k edges <= value". Comparing each column with bound constants is a
-   vectorized scan; a range join on the bins, or edges read from a joined row, is several times slower,
-   and this is the query that runs every hour over the whole window. flag_type is smallint on DuckDB
-   (summing smallints is several times faster there than integers) and integer on PostgreSQL (which has
-   no boolean-to-smallint cast); the counts are the same. Columns are named by the feature's position
-   (n1_ge_0 ...) rather than its name, which keeps them within PostgreSQL's 63-character limit. #}
-numeric_at_or_above as (
-    select
-        {%- for name in numeric %}
-        {%- set n = loop.index %}
-        count("{{ name }}") as n{{ n }}_ge_0,
-        {%- for k in range(1, edge_counts[name] + 1) %}
-        coalesce(
-            sum(
-                cast("{{ name }}" >= cast(:{{ name }}__edge_{{ k }} as double precision) as {{ flag_type }})
-            ),
-            0
-        ) as n{{ n }}_ge_{{ k }},
-        {%- endfor %}
-        {%- endfor %}
-        count(*) as window_rows
-    from current_window
-),
-
-numeric_histogram as (
-    {%- for name in numeric %}
-    {%- set feature_loop = loop %}
-    {%- set n = loop.index %}
-    {%- for k in range(0, edge_counts[name] + 1) %}
-    select
-        '{{ name }}' as feature,
-        {{ k }} as bin,
-        n{{ n }}_ge_{{ k }}{% if k < edge_counts[name] %} - n{{ n }}_ge_{{ k + 1 }}{% endif %} as bin_rows
-    from numeric_at_or_above
-    union all
-    {%- endfor %}
-    select
-        '{{ name }}' as feature,
-        -1 as bin,
-        window_rows - n{{ n }}_ge_0 as bin_rows
-    from numeric_at_or_above
-    {%- if not feature_loop.last %}
-    union all
-    {%- endif %}
-    {%- endfor %}
-),
+{% include "monitoring/histogram/numeric_bins.sql" %}
 {%- endif %}
-{%- for name in categorical %}
-{%- set c = loop.index %}
-
-categorical_{{ c }}_values as (
-    select
-        cast(current_window."{{ name }}" as varchar) as category,
-        count(*) as category_rows
-    from current_window
-    group by cast(current_window."{{ name }}" as varchar)
-),
-
-{# A value the profile does not list (a new category) counts in the 'other' bin; NULL in bin -1. #}
-categorical_{{ c }}_bins as (
-    select
-        v.category_rows,
-        case when v.category is null then -1 else coalesce(p.bin, o.bin) end as bin
-    from categorical_{{ c }}_values as v
-    left join reference_profile as p
-        on p.feature = '{{ name }}' and p.bin_kind = 'category' and v.category = p.category
-    cross join reference_profile as o
-    where o.feature = '{{ name }}' and o.bin_kind = 'other'
-),
-{%- endfor %}
 {%- if categorical %}
-
-categorical_histogram as (
-    {%- for name in categorical %}
-    select
-        '{{ name }}' as feature,
-        bin,
-        sum(category_rows) as bin_rows
-    from categorical_{{ loop.index }}_bins
-    group by bin
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
-    {%- endfor %}
-),
+{% include "monitoring/histogram/categorical_bins.sql" %}
 {%- endif %}
 
 current_histogram as (

@@ -45,6 +45,7 @@ reference_total as (
 {%- endif %}
 {%- if categorical %}
 {% include "monitoring/profile/categorical_bins.sql" %}
+{% include "monitoring/profile/categorical_profile.sql" %}
 {%- endif %}
 
 profile_bins as (

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from flywheel.config import Settings, get_settings
@@ -27,6 +28,7 @@ EXAMPLE_SUITES = ("marts_training_examples",)
 
 
 PUBLICATIONS_TABLE = "features.publications"
+SQL_DIR = Path(__file__).parent / "sql"
 
 
 def resolve_interval(
@@ -99,16 +101,17 @@ class Watermarks:
 
 def _watermarks(settings: Settings) -> Watermarks:
     from flywheel.warehouse import open_warehouse
+    from flywheel.warehouse.templates import render_sql
 
     warehouse = open_warehouse(settings.warehouse_url)
     loaded = published = resolved = None
     if warehouse.table_exists("raw.impressions"):
-        newest = warehouse.read_arrow("select max(event_ts) as newest from raw.impressions").column(0)[0]
+        newest = warehouse.read_arrow(render_sql(SQL_DIR / "newest_impression.sql")).column(0)[0]
         if newest.as_py() is not None:
             loaded = newest.as_py().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     if warehouse.table_exists(PUBLICATIONS_TABLE):
         last = warehouse.read_arrow(
-            f"select interval_end, resolved_at from {PUBLICATIONS_TABLE} order by interval_end desc limit 1"
+            render_sql(SQL_DIR / "last_publication.sql", table=PUBLICATIONS_TABLE)
         ).to_pylist()
         if last:
             published, resolved = last[0]["interval_end"], last[0]["resolved_at"]
@@ -120,6 +123,7 @@ def record_publication(interval: Mapping[str, str], run_id: str, settings: Setti
     import pyarrow as pa
 
     from flywheel.warehouse import open_warehouse
+    from flywheel.warehouse.templates import render_sql
 
     schema = pa.schema(
         [
@@ -137,7 +141,7 @@ def record_publication(interval: Mapping[str, str], run_id: str, settings: Setti
     }
     with open_warehouse(settings.warehouse_url).transaction() as conn:
         conn.ensure_table(PUBLICATIONS_TABLE, schema)
-        conn.execute(f"delete from {PUBLICATIONS_TABLE} where run_id = :run_id", row)
+        conn.execute(render_sql(SQL_DIR / "delete_publication.sql", table=PUBLICATIONS_TABLE), row)
         conn.insert_arrow(PUBLICATIONS_TABLE, pa.Table.from_pylist([row], schema=schema))
 
 

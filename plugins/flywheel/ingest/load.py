@@ -176,6 +176,7 @@ def _record_files(
     # Tables created before refusals could be resolved gain the columns (no-op once they exist).
     conn.execute_script(render_sql(SQL_DIR / "add_refusal_resolution.sql"))
     resolve = render_sql(SQL_DIR / "resolve_refused_files.sql")  # once: it runs for every file that loaded
+    delete_refusal = render_sql(SQL_DIR / "delete_refused_file.sql", table=QUARANTINE_TABLE)
     for file, _ in good:
         conn.execute(
             resolve,
@@ -187,7 +188,7 @@ def _record_files(
             },
         )
     for record in refused:
-        conn.execute("delete from quarantine.files where quarantine_path = :quarantine_path", record)
+        conn.execute(delete_refusal, record)
     if refused:
         rows = [{**r, "run_id": run_id, "quarantined_at": now} for r in refused]
         conn.insert_arrow(QUARANTINE_TABLE, pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA))
@@ -205,7 +206,8 @@ def _record_loads(
     """Merge one ``raw.loads`` row per table and hour of the interval, hours without files included."""
     conn.ensure_table(LOADS_TABLE, LOADS_SCHEMA)
     conn.execute(
-        "delete from raw.loads where hour_start >= :start and hour_start < :end", {"start": start, "end": end}
+        render_sql("delete_partition.sql", table=LOADS_TABLE, column="hour_start"),
+        {"start": start, "end": end},
     )
     rows = []
     for table in EVENT_SCHEMAS:

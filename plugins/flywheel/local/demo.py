@@ -14,6 +14,7 @@ from flywheel.events import EVENT_SCHEMAS, naive_utc
 from flywheel.local.api import AirflowAPI
 from flywheel.local.processes import AirflowProcesses, admin_api, queue_backfill
 from flywheel.warehouse import open_warehouse
+from flywheel.warehouse.templates import render_sql
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,8 @@ def table_counts(settings: Settings) -> dict[str, int]:
     counts = {}
     for table in SUMMARY_TABLES:
         if warehouse.table_exists(table):
-            counts[table] = warehouse.read_arrow(f"select count(*) as n from {table}").column("n")[0].as_py()
+            sql = render_sql("count_rows.sql", table=table)
+            counts[table] = warehouse.read_arrow(sql).column("n")[0].as_py()
         else:
             counts[table] = 0
     return counts

@@ -1,7 +1,8 @@
 """Drift monitoring: PSI per feature and online CTR/AUC computed in SQL, the retrain rule, Prometheus export.
 
-The SQL lives in ``sql/monitoring/`` (analysts edit it); these modules render it, store its results in
-``monitoring.*`` tables and publish them. ``reference.py`` is the NumPy statement of the same semantics.
+The SQL analysts edit lives in ``sql/monitoring/``, the plumbing (probes, deletes, inserts) in this
+package's ``sql/``; these modules render it, store its results in ``monitoring.*`` tables and publish them.
+``reference.py`` is the NumPy statement of the same semantics.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -34,6 +35,7 @@ from flywheel.warehouse.templates import render_sql
 
 log = logging.getLogger(__name__)
 
+SQL_DIR = Path(__file__).parent / "sql"
 PSI_SQL = "monitoring/psi.sql"
 FEATURE_DRIFT_TABLE = "monitoring.feature_drift"
 #: One row per window, model and feature: the PSI of the window against the reference of
@@ -52,17 +54,6 @@ FEATURE_DRIFT_SCHEMA = pa.schema(
         ("profile_id", pa.string()),
         ("model_version", pa.string()),
     ]
-)
-# Keyed on the model too: the same hour measured for a new model must leave the old model's verdict on it.
-_DELETE_WINDOW = (
-    "delete from monitoring.feature_drift where window_start = :window_start and window_end = :window_end"
-    " and model_version = :model_version"
-)
-# Tables written before rows named their model: the profile was always the model's version (train_model
-# stores each model's reference under it), so it is the model those rows were measured against.
-_ADD_MODEL_VERSION = "alter table monitoring.feature_drift add column if not exists model_version varchar"
-_FILL_MODEL_VERSION = (
-    "update monitoring.feature_drift set model_version = profile_id where model_version is null"
 )
 _BIN_FIELDS = (
     "bin",
@@ -149,7 +140,7 @@ def compute_window_drift(
         )
         ensure_feature_drift_table(conn)
         conn.execute(
-            _DELETE_WINDOW,
+            render_sql(SQL_DIR / "delete_drift_window.sql", table=FEATURE_DRIFT_TABLE),
             {"window_start": window_start, "window_end": window_end, "model_version": model_version},
         )
         insert_rows(conn, FEATURE_DRIFT_TABLE, FEATURE_DRIFT_SCHEMA, _drift_rows(drifts))
@@ -196,7 +187,8 @@ def compare_relations(
             **plan.context(),
         )
         with reading(reference_relation, current_relation):
-            rows = conn.read_arrow(sql, {**plan.params(), **edge_params, "share_floor": share_floor})
+            params = {**reference_relation.params, **current_relation.params, **plan.params(), **edge_params}
+            rows = conn.read_arrow(sql, {**params, "share_floor": share_floor})
     return _feature_drifts(rows, None, None, None, None)
 
 
@@ -205,8 +197,7 @@ def ensure_feature_drift_table(conn: Connection) -> None:
     ``model_version`` column, filled from ``profile_id``. Idempotent."""
     conn.ensure_table(FEATURE_DRIFT_TABLE, FEATURE_DRIFT_SCHEMA)
     if not has_model_version(conn):
-        conn.execute(_ADD_MODEL_VERSION)
-        conn.execute(_FILL_MODEL_VERSION)
+        conn.execute_script(render_sql(SQL_DIR / "add_model_version.sql", table=FEATURE_DRIFT_TABLE))
 
 
 def has_model_version(source: Warehouse | Connection) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -15,6 +16,7 @@ from flywheel.warehouse.templates import render_sql
 
 log = logging.getLogger(__name__)
 
+SQL_DIR = Path(__file__).parent / "sql"
 PERFORMANCE_SQL = "monitoring/online_performance.sql"
 PERFORMANCE_TABLE = "monitoring.online_performance"
 PERFORMANCE_SCHEMA = pa.schema(
@@ -29,10 +31,6 @@ PERFORMANCE_SCHEMA = pa.schema(
         ("ctr_ratio", pa.float64()),
         ("auc", pa.float64()),
     ]
-)
-_DELETE_WINDOW = (
-    "delete from monitoring.online_performance"
-    " where window_start = :window_start and window_end = :window_end"
 )
 
 
@@ -90,7 +88,7 @@ def online_performance(
     )
     with warehouse.transaction() as conn:
         conn.ensure_table(PERFORMANCE_TABLE, PERFORMANCE_SCHEMA)
-        conn.execute(_DELETE_WINDOW, params)
+        conn.execute(render_sql(SQL_DIR / "delete_performance_window.sql", table=PERFORMANCE_TABLE), params)
         insert_rows(conn, PERFORMANCE_TABLE, PERFORMANCE_SCHEMA, [asdict(result)])
     log.info("online performance [%s, %s): %s", window_start, window_end, asdict(result))
     return result

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -24,6 +26,7 @@ from flywheel.monitoring.relations import (
     relation_columns,
     relation_is_empty,
     validate_features,
+    within_window,
 )
 from flywheel.monitoring.rows import insert_rows
 from flywheel.warehouse import Warehouse, WarehouseError
@@ -32,6 +35,7 @@ from flywheel.warehouse.templates import render_sql
 
 log = logging.getLogger(__name__)
 
+SQL_DIR = Path(__file__).parent / "sql"
 PROFILE_SQL = "monitoring/reference_profile.sql"
 COUNTS_SQL = "monitoring/reference_counts.sql"
 ORDER_STATISTICS_SQL = "monitoring/reference_order_statistics.sql"
@@ -56,14 +60,6 @@ PROFILE_SCHEMA = pa.schema(
 )
 #: The histogram template writes one comparison per edge and feature; more bins than this is a typo.
 MAX_BINS = 200
-
-_DELETE_PROFILE = "delete from monitoring.reference_profiles where profile_id = :profile_id"
-_STORED_PROFILE = """
-select feature, kind, bin, bin_kind, lower_edge, bins
-from monitoring.reference_profiles
-where profile_id = :profile_id
-order by feature, bin
-"""
 
 
 @dataclass(frozen=True)
@@ -127,10 +123,25 @@ def plan_features(
     return FeaturePlan(numeric, [n for n in names if n in categorical], bins, top_categories)
 
 
-def checked_relation(conn: Connection, dialect: str, text: str, wanted: Sequence[str], role: str) -> Relation:
-    """Parse ``text`` and check it has the ``wanted`` columns and a row, else raise ``RelationError``."""
+def checked_relation(
+    conn: Connection,
+    dialect: str,
+    text: str,
+    wanted: Sequence[str],
+    role: str,
+    *,
+    window: tuple[datetime, datetime] | None = None,
+    timestamp_column: str = "event_ts",
+) -> Relation:
+    """Parse ``text`` (with ``window``, keep its rows in ``[start, end)`` of ``timestamp_column``) and check
+    it has the ``wanted`` columns and a row, else raise ``RelationError``."""
     relation = parse_relation(text, dialect, role)
-    check_columns(relation_columns(conn, relation), wanted, relation)
+    if window is None:
+        check_columns(relation_columns(conn, relation), wanted, relation)
+    else:
+        (column,) = validate_features([timestamp_column], "timestamp column")
+        check_columns(relation_columns(conn, relation), [*wanted, column], relation)
+        relation = within_window(relation, column, *window, role=role)
     if relation_is_empty(conn, relation):
         raise RelationError(f"{role} {relation} has no rows: PSI needs rows on both sides")
     return relation
@@ -146,7 +157,9 @@ def reference_edges(conn: Connection, reference: Relation, plan: FeaturePlan) ->
     edges: dict[str, list[float]] = {name: [] for name in plan.numeric}
     if not plan.numeric:
         return edges
-    counts = conn.read_arrow(render_sql(COUNTS_SQL, reference=reference, numeric=plan.numeric))
+    counts = conn.read_arrow(
+        render_sql(COUNTS_SQL, reference=reference, numeric=plan.numeric), reference.params
+    )
     non_null = {
         name: int(counts.column(f"non_null_{i}")[0].as_py()) for i, name in enumerate(plan.numeric, 1)
     }
@@ -156,7 +169,8 @@ def reference_edges(conn: Connection, reference: Relation, plan: FeaturePlan) ->
     steps = {name: quantile_steps(non_null[name], plan.bins) for name in present}
     positions = {name: order_positions(steps[name]) for name in present}
     params = {f"{name}__ranks": rank_fractions(positions[name], non_null[name]) for name in present}
-    row = conn.read_arrow(render_sql(ORDER_STATISTICS_SQL, reference=reference, numeric=present), params)
+    sql = render_sql(ORDER_STATISTICS_SQL, reference=reference, numeric=present)
+    row = conn.read_arrow(sql, {**reference.params, **params})
     for i, name in enumerate(present, 1):
         values = [float(v) for v in row.column(f"values_{i}")[0].as_py()]
         edges[name] = edges_from_order_statistics(
@@ -169,7 +183,7 @@ def compute_profile(conn: Connection, reference: Relation, plan: FeaturePlan) ->
     """The reference's profile rows (reference_profile.sql's output), computed, not stored."""
     edge_counts, edge_params = edge_bindings(reference_edges(conn, reference, plan))
     sql = render_sql(PROFILE_SQL, reference=reference, edge_counts=edge_counts, **plan.context())
-    return conn.read_arrow(sql, {**plan.params(), **edge_params})
+    return conn.read_arrow(sql, {**reference.params, **plan.params(), **edge_params})
 
 
 def profile_reference(
@@ -181,11 +195,15 @@ def profile_reference(
     profile_id: str = "default",
     *,
     top_categories: int = TOP_CATEGORIES,
+    window: tuple[datetime, datetime] | None = None,
+    timestamp_column: str = "event_ts",
 ) -> pa.Table:
     """Profile the reference rows and store the profile as ``profile_id`` (replacing one of that id).
 
-    Returns the stored rows (a few per feature). Refuses, with ``RelationError`` and nothing written,
-    unsafe names, unknown columns and an empty reference.
+    With ``window=(start, end)`` the reference is the relation's rows with ``start <= timestamp_column <
+    end`` (bound parameters, as a model's training window). Returns the stored rows (a few per feature).
+    Refuses, with ``RelationError`` and nothing written, unsafe names, unknown columns and an empty
+    reference.
     """
     plan = plan_features(features, categorical, bins, top_categories)
     if not profile_id:
@@ -193,14 +211,22 @@ def profile_reference(
     # The reference may be an analyst's query: it runs with least privilege, the profile is stored apart.
     with warehouse.reader() as reader:
         reference = checked_relation(
-            reader, warehouse.dialect, relation_sql_or_table, plan.features, "reference"
+            reader,
+            warehouse.dialect,
+            relation_sql_or_table,
+            plan.features,
+            "reference",
+            window=window,
+            timestamp_column=timestamp_column,
         )
         with reading(reference):
             rows = compute_profile(reader, reference, plan)
     stored = _with_profile_columns(rows, profile_id, plan)
     with warehouse.transaction() as conn:
         conn.ensure_table(PROFILE_TABLE, PROFILE_SCHEMA)
-        conn.execute(_DELETE_PROFILE, {"profile_id": profile_id})
+        conn.execute(
+            render_sql(SQL_DIR / "delete_profile.sql", table=PROFILE_TABLE), {"profile_id": profile_id}
+        )
         insert_rows(conn, PROFILE_TABLE, PROFILE_SCHEMA, stored.to_pylist())
     log.info(
         "stored reference profile %r: %d feature(s), %d bin(s) from %s",
@@ -229,7 +255,7 @@ def has_profile(warehouse: Warehouse, profile_id: str) -> bool:
     """Whether a reference profile ``profile_id`` is stored."""
     if not warehouse.table_exists(PROFILE_TABLE):
         return False
-    return warehouse.read_arrow(_STORED_PROFILE, {"profile_id": profile_id}).num_rows > 0
+    return warehouse.read_arrow(_stored_profile_sql(), {"profile_id": profile_id}).num_rows > 0
 
 
 def stored_profile(conn: Connection, profile_id: str) -> tuple[FeaturePlan, dict[str, list[float]]]:
@@ -237,7 +263,7 @@ def stored_profile(conn: Connection, profile_id: str) -> tuple[FeaturePlan, dict
     schema, _, name = PROFILE_TABLE.partition(".")
     if not conn.read_arrow(render_sql("table_exists.sql"), {"schema": schema, "name": name}).num_rows:
         raise WarehouseError(f"no {PROFILE_TABLE} table yet: store a profile with profile_reference() first")
-    rows = conn.read_arrow(_STORED_PROFILE, {"profile_id": profile_id}).to_pylist()
+    rows = conn.read_arrow(_stored_profile_sql(), {"profile_id": profile_id}).to_pylist()
     if not rows:
         raise WarehouseError(
             f"no reference profile {profile_id!r} in {PROFILE_TABLE}: store it with profile_reference() first"
@@ -250,3 +276,7 @@ def stored_profile(conn: Connection, profile_id: str) -> tuple[FeaturePlan, dict
         bins=max(int(r["bins"]) for r in rows),
     )
     return plan, profile_edges(rows, plan.numeric)
+
+
+def _stored_profile_sql() -> str:
+    return render_sql(SQL_DIR / "stored_profile.sql", table=PROFILE_TABLE)

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 from flywheel.warehouse import Warehouse, WarehouseError, validate_identifier
 from flywheel.warehouse.base import Connection
 from flywheel.warehouse.templates import render_sql
 
-PROBE_SQL = "monitoring/relation_probe.sql"
+SQL_DIR = Path(__file__).parent / "sql"
+PROBE_SQL = SQL_DIR / "relation_probe.sql"
+WINDOW_SQL = SQL_DIR / "relation_window.sql"
 
 _FEATURE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _QUERY_START = re.compile(r"^\s*(\(|select\b|with\b)", re.IGNORECASE)
@@ -78,17 +83,44 @@ def reading(*relations: Relation) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class Relation:
-    """A source of rows: ``sql`` is what goes after ``from`` (a table name, or the query in parentheses)."""
+    """A source of rows: ``sql`` is what goes after ``from`` (a table name, or the query in parentheses).
+
+    ``params`` are the values ``sql`` binds (a window's bounds): every statement that reads the relation
+    passes them along. ``window`` only says, in messages, which rows those are.
+    """
 
     text: str
     sql: str
     is_query: bool
+    params: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    window: str | None = None
 
     def __str__(self) -> str:
         if not self.is_query:
-            return f"table {self.text}"
-        text = " ".join(self.text.split())
-        return f"query ({text[:57]}...)" if len(text) > 60 else f"query ({text})"
+            name = f"table {self.text}"
+        else:
+            text = " ".join(self.text.split())
+            name = f"query ({text[:57]}...)" if len(text) > 60 else f"query ({text})"
+        return f"{name}, {self.window}" if self.window else name
+
+
+def within_window(
+    relation: Relation, timestamp_column: str, start: datetime, end: datetime, role: str = "relation"
+) -> Relation:
+    """The rows of ``relation`` with ``start <= timestamp_column < end``, the bounds bound as
+    ``:<role>_start`` and ``:<role>_end`` (never written into the SQL)."""
+    (column,) = validate_features([timestamp_column], "timestamp column")
+    validate_identifier(role)
+    if end <= start:
+        raise RelationError(f"{role} window end {end} must be after its start {start}")
+    sql = render_sql(WINDOW_SQL, relation=relation, timestamp_column=column, role=role)
+    return Relation(
+        text=relation.text,
+        sql="(\n" + sql.strip() + "\n)",
+        is_query=relation.is_query,
+        params={**relation.params, f"{role}_start": start, f"{role}_end": end},
+        window=f"{column} in [{start}, {end})",
+    )
 
 
 def parse_relation(text: str, dialect: str = "duckdb", role: str = "relation") -> Relation:
@@ -170,7 +202,7 @@ def validate_features(names: Iterable[str], role: str = "feature") -> list[str]:
 def relation_columns(source: Warehouse | Connection, relation: Relation) -> list[str]:
     """The relation's column names, from a ``limit 0`` probe (reads no rows, changes nothing)."""
     try:
-        probe = source.read_arrow(render_sql(PROBE_SQL, relation=relation, rows=False))
+        probe = source.read_arrow(render_sql(PROBE_SQL, relation=relation, rows=False), relation.params)
     except WarehouseError:
         raise
     except Exception as exc:  # each driver raises its own types; the message is what matters
@@ -190,5 +222,5 @@ def check_columns(columns: Sequence[str], wanted: Sequence[str], relation: Relat
 def relation_is_empty(source: Warehouse | Connection, relation: Relation) -> bool:
     """Whether the relation has no rows (reads at most one)."""
     with reading(relation):
-        rows = source.read_arrow(render_sql(PROBE_SQL, relation=relation, rows=True))
+        rows = source.read_arrow(render_sql(PROBE_SQL, relation=relation, rows=True), relation.params)
     return rows.num_rows == 0

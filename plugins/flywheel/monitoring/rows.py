@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -12,7 +13,7 @@ from flywheel.warehouse import validate_identifier
 from flywheel.warehouse.base import Connection
 from flywheel.warehouse.templates import render_sql
 
-INSERT_ROW_SQL = "monitoring/insert_row.sql"
+INSERT_ROW_SQL = Path(__file__).parent / "sql" / "insert_row.sql"
 
 
 def insert_rows(conn: Connection, table: str, schema: pa.Schema, rows: Iterable[Mapping[str, Any]]) -> int:

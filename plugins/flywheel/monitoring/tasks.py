@@ -10,10 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from flywheel.config import Settings, get_settings
 from flywheel.events import naive_utc
+from flywheel.warehouse.tables import RETRAIN_REQUESTS_TABLE
+from flywheel.warehouse.templates import render_sql
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +28,7 @@ log = logging.getLogger(__name__)
 NUMERIC_FEATURES = ("price", "position", "item_price", "item_ctr_24h", "item_popularity_24h")
 CATEGORICAL_FEATURES = ("category",)
 CURRENT_RELATION = "marts.training_examples"
-REQUESTS_TABLE = "monitoring.retrain_requests"
+SQL_DIR = Path(__file__).parent / "sql"
 
 
 def thresholds() -> dict[str, float]:
@@ -37,14 +40,6 @@ def thresholds() -> dict[str, float]:
         "sustained_windows": rule.sustained_windows,
         "cooldown_hours": rule.cooldown_hours,
     }
-
-
-def _window_sql(start: datetime, end: datetime) -> str:
-    # Literals rendered from datetime objects only; the relation guard accepts one read-only select.
-    return (
-        f"select * from {CURRENT_RELATION} where event_ts >= timestamp '{start:%Y-%m-%d %H:%M:%S}' "
-        f"and event_ts < timestamp '{end:%Y-%m-%d %H:%M:%S}'"
-    )
 
 
 def profile_reference(settings: Settings | None = None) -> dict[str, Any]:
@@ -71,7 +66,12 @@ def profile_reference(settings: Settings | None = None) -> dict[str, Any]:
         )
     start, end = naive_utc(model.window_start), naive_utc(model.window_end)
     rows = profile_reference(
-        warehouse, _window_sql(start, end), NUMERIC_FEATURES, CATEGORICAL_FEATURES, profile_id=model.version
+        warehouse,
+        CURRENT_RELATION,
+        NUMERIC_FEATURES,
+        CATEGORICAL_FEATURES,
+        profile_id=model.version,
+        window=(start, end),
     )
     log.info(
         "profiled the training window [%s, %s) of %s, now in service: %d bins",
@@ -199,10 +199,10 @@ def last_request_end(settings: Settings) -> datetime | None:
     from flywheel.warehouse import open_warehouse
 
     warehouse = open_warehouse(settings.warehouse_url)
-    if not warehouse.table_exists(REQUESTS_TABLE):
+    if not warehouse.table_exists(RETRAIN_REQUESTS_TABLE):
         return None
-    value = warehouse.read_arrow(f"select max(window_end) as last from {REQUESTS_TABLE}").column("last")[0]
-    return value.as_py()
+    sql = render_sql(SQL_DIR / "last_retrain_request.sql", table=RETRAIN_REQUESTS_TABLE)
+    return warehouse.read_arrow(sql).column("last_window_end")[0].as_py()
 
 
 def request_retrain(
@@ -232,9 +232,9 @@ def request_retrain(
         "requested_at": datetime.now(UTC).replace(tzinfo=None),
     }
     with open_warehouse(settings.warehouse_url).transaction() as conn:
-        conn.ensure_table(REQUESTS_TABLE, schema)
-        conn.execute(f"delete from {REQUESTS_TABLE} where window_end = :window_end", row)
-        conn.insert_arrow(REQUESTS_TABLE, pa.Table.from_pylist([row], schema=schema))
+        conn.ensure_table(RETRAIN_REQUESTS_TABLE, schema)
+        conn.execute(render_sql(SQL_DIR / "delete_retrain_request.sql", table=RETRAIN_REQUESTS_TABLE), row)
+        conn.insert_arrow(RETRAIN_REQUESTS_TABLE, pa.Table.from_pylist([row], schema=schema))
     extra = {
         "window_end": end.isoformat(),
         "features": summary.get("drifting") or {},

@@ -55,11 +55,7 @@ def record_validation(
         moved = _set_aside(conn, gated, start, end, run_id, now) if set_aside else 0
         conn.ensure_table(VALIDATIONS_TABLE, VALIDATIONS_SCHEMA)
         key = {"run_id": run_id, "suite": gated.suite, "interval_start": start, "interval_end": end}
-        conn.execute(
-            "delete from quarantine.validations where run_id = :run_id and suite = :suite "
-            "and interval_start = :interval_start and interval_end = :interval_end",
-            key,
-        )
+        conn.execute(render_sql(SQL_DIR / "delete_validation.sql", table=VALIDATIONS_TABLE), key)
         record = {
             **key,
             "table_name": gated.table,

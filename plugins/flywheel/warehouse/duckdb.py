@@ -20,6 +20,7 @@ from flywheel.warehouse.base import (
     used_params,
     validate_identifier,
 )
+from flywheel.warehouse.templates import render_sql
 
 #: How long to wait for another process to release the file before giving up.
 LOCK_WAIT_SECONDS = 60.0
@@ -42,10 +43,13 @@ class DuckDBConnection(Connection):
 
     def insert_arrow(self, table: str, data: pa.Table) -> None:
         validate_identifier(table)
-        columns = ", ".join(validate_identifier(name) for name in data.column_names)
+        columns = [validate_identifier(name) for name in data.column_names]
+        sql = render_sql(
+            "insert_registered.sql", table=table, column_names=columns, registered="_flywheel_incoming"
+        )
         self._con.register("_flywheel_incoming", data)
         try:
-            self._con.execute(f"insert into {table} ({columns}) select {columns} from _flywheel_incoming")
+            self._con.execute(sql)
         finally:
             self._con.unregister("_flywheel_incoming")
 

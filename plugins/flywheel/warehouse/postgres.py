@@ -18,6 +18,7 @@ from flywheel.warehouse.base import (
     used_params,
     validate_identifier,
 )
+from flywheel.warehouse.templates import render_sql
 
 
 def _dsn(url: str) -> str:
@@ -44,13 +45,14 @@ class PostgresConnection(Connection):
 
     def insert_arrow(self, table: str, data: pa.Table) -> None:
         validate_identifier(table)
-        columns = ", ".join(validate_identifier(name) for name in data.column_names)
+        columns = [validate_identifier(name) for name in data.column_names]
+        sql = render_sql("copy_from_stdin.sql", table=table, column_names=columns)
         buffer = io.BytesIO()
         # Quote every value so NULL (unquoted empty) and '' (quoted empty) stay distinct.
         pacsv.write_csv(data, buffer, pacsv.WriteOptions(include_header=False, quoting_style="all_valid"))
         buffer.seek(0)
         with self._con.cursor() as cur:
-            cur.copy_expert(f"copy {table} ({columns}) from stdin with (format csv)", buffer)
+            cur.copy_expert(sql, buffer)
 
 
 class PostgresWarehouse(Warehouse):
@@ -77,9 +79,10 @@ class PostgresWarehouse(Warehouse):
             # The server enforces both for the whole transaction; set_config(..., true) is transaction-local.
             con.set_session(readonly=True)
             with con:
-                with con.cursor() as cur:
-                    timeout = f"{max(1, round(statement_timeout_s * 1000))}ms"
-                    cur.execute("select set_config('statement_timeout', %s, true)", (timeout,))
-                yield PostgresConnection(con)
+                connection = PostgresConnection(con)
+                timeout = f"{max(1, round(statement_timeout_s * 1000))}ms"
+                # A read: set_config returns the value it set (and the connection writes nothing).
+                connection.read_arrow(render_sql("set_statement_timeout.sql"), {"timeout": timeout})
+                yield connection
         finally:
             con.close()

@@ -1,10 +1,12 @@
 {#
-  profile/categorical_bins.sql: the categorical part of reference_profile.sql (included there, not run
-  alone): the common table expressions categorical_values .. categorical_profile, each followed by a comma.
+  profile/categorical_bins.sql: the categorical part of reference_profile.sql that chooses the bins
+  (included there, not run alone): the common table expressions categorical_values ..
+  categorical_kept_totals, each followed by a comma; profile/categorical_profile.sql lists the bins.
 
   Reads: reference_rows (the reference's categorical columns as varchar), categorical and the bound
   :top_categories of reference_profile.sql.
-  Output (categorical_profile): feature, kind, bin, bin_kind, lower_edge, upper_edge, category, bin_rows.
+  Output (categorical_kept, categorical_counts, categorical_kept_totals): the kept categories and their
+  bins, and per feature its non-NULL and NULL rows and the rows of its kept categories.
 #}
 
 categorical_values as (
@@ -68,40 +70,4 @@ categorical_kept_totals as (
         sum(category_rows) as kept_rows
     from categorical_kept
     group by feature
-),
-
-categorical_profile as (
-    select
-        feature,
-        'categorical' as kind,
-        bin,
-        'category' as bin_kind,
-        cast(null as double precision) as lower_edge,
-        cast(null as double precision) as upper_edge,
-        category,
-        category_rows as bin_rows
-    from categorical_kept
-    union all
-    select
-        c.feature,
-        'categorical' as kind,
-        cast(coalesce(k.kept_categories, 0) as integer) as bin,
-        'other' as bin_kind,
-        cast(null as double precision) as lower_edge,
-        cast(null as double precision) as upper_edge,
-        cast(null as varchar) as category,
-        c.non_null_rows - coalesce(k.kept_rows, 0) as bin_rows
-    from categorical_counts as c
-    left join categorical_kept_totals as k on c.feature = k.feature
-    union all
-    select
-        feature,
-        'categorical' as kind,
-        -1 as bin,
-        'null' as bin_kind,
-        cast(null as double precision) as lower_edge,
-        cast(null as double precision) as upper_edge,
-        cast(null as varchar) as category,
-        null_rows as bin_rows
-    from categorical_counts
 ),

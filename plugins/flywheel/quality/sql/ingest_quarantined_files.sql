@@ -1,7 +1,13 @@
-{# Files ingest refused that belong to this interval and are still open: each is recorded against the hour
-   it was filed under, so a refusal counts for that hour's gate and no other. A refusal closes when a file
-   loads from the same landing path (resolved_at). Distinct paths: a file refused twice counts once.
-   Parameters: :table_name (without schema), :start, :end. #}
+{#
+  ingest_quarantined_files.sql:
+  Files ingest refused that belong to this interval and are still open: each is recorded against the hour
+  it was filed under, so a refusal counts for that hour's gate and no other. A refusal closes when a file
+  loads from the same landing path (resolved_at). Distinct paths: a file refused twice counts once.
+
+  Identifiers: none.
+  Parameters:  :table_name (without schema), :start, :end
+  Output:      file_path, reason: one row per open refused file of the interval.
+#}
 select
     file_path,
     max(reason) as reason

@@ -1,8 +1,14 @@
-{# The latest failed validation that moved rows of this interval out of its raw table, if ingest has not
-   loaded the interval since: the partition is then empty because a gate emptied it, not because nothing
-   arrived, and a retry must not pass it. raw.loads holds one row per table and hour (its latest load);
-   without it (a warehouse loaded before it existed) every set-aside counts until ingest loads again.
-   Identifiers: with_loads (bool). Parameters: :suite, :table_name (without schema), :start, :end. #}
+{#
+  set_aside_since_last_load.sql:
+  The latest failed validation that moved rows of this interval out of its raw table, if ingest has not
+  loaded the interval since: the partition is then empty because a gate emptied it, not because nothing
+  arrived, and a retry must not pass it. raw.loads holds one row per table and hour (its latest load);
+  without it (a warehouse loaded before it existed) every set-aside counts until ingest loads again.
+
+  Identifiers: with_loads (whether raw.loads exists).
+  Parameters:  :suite, :table_name (without schema), :start, :end
+  Output:      at most one row: run_id, validated_at, rows_quarantined.
+#}
 with last_load as (
     {%- if with_loads %}
         select max(loads.loaded_at) as loaded_at
