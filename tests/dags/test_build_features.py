@@ -128,3 +128,21 @@ def test_a_run_covers_every_hour_loaded_since_the_last_publication(home) -> None
     # A manual rerun of an old hour republishes every later snapshot, since dbt rebuilds them all.
     old_hour = {"interval_start": "2026-01-01T01:00:00", "interval_end": "2026-01-01T02:00:00"}
     assert _span(resolve_interval([], old_hour, home)) == ("2026-01-01T01:00:00", "2026-01-01T06:00:00")
+
+
+def test_the_first_publication_starts_at_the_first_hour_loaded(home) -> None:
+    # A backfill loads its hours in any order; the first build_features run may be handed hour 1's event
+    # while hour 0 loaded too. Nothing is published yet, so the run owns every loaded hour, hour 0 included
+    # (a demo once published 71 of 72 hours this way, hour 0 never again).
+    import pyarrow as pa
+
+    from flywheel.warehouse import open_warehouse
+
+    base = datetime(2026, 1, 1)
+    ts = [base + timedelta(hours=h, minutes=30) for h in range(3)]
+    data = pa.table({"impression_id": [str(i) for i in range(3)], "event_ts": ts})
+    open_warehouse(home.warehouse_url).replace_partition(
+        "raw.impressions", data, "event_ts", base, base + timedelta(hours=3)
+    )
+    hour_1 = _event("2026-01-01T01:00:00", "2026-01-01T02:00:00", datetime(2026, 11, 1, 12, 0))
+    assert _span(resolve_interval([hour_1], {}, home)) == ("2026-01-01T00:00:00", "2026-01-01T03:00:00")

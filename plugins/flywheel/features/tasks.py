@@ -68,7 +68,10 @@ def resolve_interval(
             )
         uncovered = [e for e in events if not marks.covers(e)]
         starts = [naive_utc(e.extra["interval_start"]) for e in uncovered]
-        starts += [marks.published_end] if marks.published_end else []
+        # Before the first publication, every loaded hour is new: the events alone may start later (a
+        # backfill's hours load in any order, and a deferred run receives only the first queued event).
+        first_new = marks.published_end or marks.loaded_start
+        starts += [first_new] if first_new else []
         ends = [naive_utc(e.extra["interval_end"]) for e in uncovered]
         ends += [marks.loaded_end] if marks.loaded_end else []
         if not starts or not ends or min(starts) >= max(ends):
@@ -85,6 +88,8 @@ class Watermarks:
     loaded_end: datetime | None
     published_end: datetime | None
     published_resolved_at: datetime | None
+    #: The first hour loaded: where the first publication starts, whichever hour's event came first.
+    loaded_start: datetime | None = None
 
     def covers(self, event: Any) -> bool:
         """An event the last publication already saw: emitted before it resolved, within its range."""
@@ -104,18 +109,19 @@ def _watermarks(settings: Settings) -> Watermarks:
     from flywheel.warehouse.templates import render_sql
 
     warehouse = open_warehouse(settings.warehouse_url)
-    loaded = published = resolved = None
+    loaded = published = resolved = first = None
     if warehouse.table_exists("raw.impressions"):
-        newest = warehouse.read_arrow(render_sql(SQL_DIR / "newest_impression.sql")).column(0)[0]
-        if newest.as_py() is not None:
-            loaded = newest.as_py().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        loaded_range = warehouse.read_arrow(render_sql(SQL_DIR / "impression_range.sql")).to_pylist()[0]
+        if loaded_range["newest"] is not None:
+            first = loaded_range["oldest"].replace(minute=0, second=0, microsecond=0)
+            loaded = loaded_range["newest"].replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     if warehouse.table_exists(PUBLICATIONS_TABLE):
         last = warehouse.read_arrow(
             render_sql(SQL_DIR / "last_publication.sql", table=PUBLICATIONS_TABLE)
         ).to_pylist()
         if last:
             published, resolved = last[0]["interval_end"], last[0]["resolved_at"]
-    return Watermarks(loaded, published, resolved)
+    return Watermarks(loaded, published, resolved, first)
 
 
 def record_publication(interval: Mapping[str, str], run_id: str, settings: Settings) -> None:
