@@ -48,10 +48,7 @@ _OPENS_STATEMENT = re.compile(
     re.IGNORECASE,
 )
 #: Inline statements outside the packages' sql/ folders that are knowingly left in Python, and why.
-KNOWN_INLINE_STATEMENTS = {
-    # cli: the connectivity probe ``select 1 as ok``, a constant; its owner moves it to a .sql file.
-    "plugins/flywheel/cli.py": "select 1 as ok",
-}
+KNOWN_INLINE_STATEMENTS: dict[str, str] = {}
 
 
 def _modules() -> list[Path]:

@@ -79,12 +79,13 @@ def _reachable_warehouse(url: str) -> None:
     from flywheel.config import redacted
     from flywheel.warehouse import open_warehouse
     from flywheel.warehouse.base import WarehouseError
+    from flywheel.warehouse.templates import render_sql
 
     fix = "start it, or point FLYWHEEL_WAREHOUSE_URL at a running warehouse"
     try:
         warehouse = open_warehouse(url)
         if warehouse.dialect != "duckdb":  # a DuckDB file is created by the first write, as it should be
-            warehouse.read_arrow("select 1 as ok")
+            warehouse.read_arrow(render_sql("ping.sql"))
     except (WarehouseError, OSError) as exc:
         raise Refusal(f"cannot open the warehouse {redacted(url)} ({exc})", fix) from None
     except Exception as exc:  # noqa: BLE001 - each driver has its own error class; all mean "not reachable"
