@@ -53,7 +53,11 @@ def profile_reference(settings: Settings | None = None) -> dict[str, Any]:
     warehouse = open_warehouse(settings.warehouse_url)
     model = registry.in_service(warehouse)
     if model is None:
-        log.warning("no registered model yet: there is no reference to profile")
+        log.warning(
+            "no model in service (none registered yet, or a rollback left no champion; see %s): there "
+            "is no reference to profile",
+            registry.TABLE,
+        )
         return {"model": None, "profiled": False}
     if has_profile(warehouse, model.version):
         log.info("the reference profile of %s (in service) is stored already", model.version)
@@ -124,7 +128,7 @@ def check_window(
         "model": version,
     }
     if version is None:
-        log.warning("no registered model yet: nothing to compare [%s, %s) against", start, end)
+        log.warning("no model in service: nothing to compare [%s, %s) against", start, end)
         return {**summary, "status": "no_reference"}
     warehouse = open_warehouse(settings.warehouse_url)
     if not is_published(warehouse, start):
