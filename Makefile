@@ -38,9 +38,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	$(BIN)/sqlfluff lint dbt/models sql plugins/flywheel/monitoring/sql plugins/flywheel/quality/sql \
-		plugins/flywheel/features/sql plugins/flywheel/ingest/sql plugins/flywheel/feature_store/sql \
-		plugins/flywheel/warehouse/sql
+	$(BIN)/sqlfluff lint dbt/models sql $(wildcard plugins/flywheel/*/sql)
 
 bench: $(STAMP)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
