@@ -88,7 +88,8 @@ def test_plugin_folder_does_not_exec_the_package_as_loose_modules() -> None:
 
 
 #: What a DAG file may import from flywheel: the assets, the settings, and its stage's tasks module.
-DAG_IMPORTS = re.compile(r"^flywheel\.(assets|config|(ingest|features|training|monitoring|evaluation)\.tasks)$")
+STAGES = ("ingest", "features", "training", "monitoring", "evaluation")
+DAG_IMPORTS = re.compile(rf"^flywheel\.(assets|config|({'|'.join(STAGES)})\.tasks)$")
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.stem)
