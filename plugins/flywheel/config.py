@@ -4,7 +4,7 @@ The only module that reads the environment: each variable is registered in :data
 in :data:`TOOL_VARIABLES`) and parsed into a typed section of :class:`Settings`; a bad value raises
 :class:`SettingsError`. Sections: ``drift`` (:class:`DriftRule`), ``training`` (:class:`TrainingDefaults`),
 ``trainer`` (:class:`TrainerPod`), ``feature_store`` (:class:`FeatureStoreBackend`), ``metrics``
-(:class:`MetricsSettings`).
+(:class:`MetricsSettings`), ``evaluation`` (:class:`EvaluationSettings`).
 """
 
 from __future__ import annotations
@@ -48,6 +48,16 @@ VARIABLES: tuple[str, ...] = (
     "FLYWHEEL_DRIFT_SUSTAINED_WINDOWS",
     "FLYWHEEL_DRIFT_COOLDOWN_HOURS",
     "FLYWHEEL_PUSHGATEWAY_URL",
+    "FLYWHEEL_EVAL_HELD_OUT_HOURS",
+    "FLYWHEEL_EVAL_RESAMPLES",
+    "FLYWHEEL_EVAL_SEED",
+    "FLYWHEEL_EVAL_AUC_MARGIN",
+    "FLYWHEEL_EVAL_LOG_LOSS_MARGIN",
+    "FLYWHEEL_EVAL_ECE_MARGIN",
+    "FLYWHEEL_EVAL_CTR_MARGIN",
+    "FLYWHEEL_EVAL_MIN_SLICE_ROWS",
+    "FLYWHEEL_EVAL_MIN_AUC",
+    "FLYWHEEL_EVAL_MAX_ECE",
 )
 #: Other tools' variables that flywheel consults too (docs/configuration.md lists them apart).
 TOOL_VARIABLES: tuple[str, ...] = ("RAY_TMPDIR",)
@@ -127,7 +137,7 @@ def _int(name: str, default: int, low: int, high: int | None = None, example: in
     return value
 
 
-def _float(name: str, default: float, low: float, *, above: bool = False) -> float:
+def _float(name: str, default: float, low: float, *, above: bool = False, high: float | None = None) -> float:
     text = _optional(name)
     if text is None:
         return default
@@ -135,8 +145,14 @@ def _float(name: str, default: float, low: float, *, above: bool = False) -> flo
         value = float(text)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value) or value < low or (above and value == low):
+    if (
+        not math.isfinite(value)
+        or value < low
+        or (above and value == low)
+        or (high is not None and value > high)
+    ):
         bounds = f"{'above' if above else 'of at least'} {low:g}"
+        bounds += f" and at most {high:g}" if high is not None else ""
         raise SettingsError(name, text, f"is not a number {bounds}", f"{default:g}")
     return value
 
@@ -218,13 +234,44 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class EvaluationSettings:
+    """How ``evaluate_model`` judges a candidate (``FLYWHEEL_EVAL_*``, docs/configuration.md).
+
+    Margins are non-inferiority margins in the metric's own units: a check passes when the paired 95%
+    interval of (candidate - champion) rules out a loss larger than the margin.
+    """
+
+    #: The newest published hours held out for evaluation; the candidate's training window excludes them.
+    held_out_hours: int = 6
+    #: Bootstrap resamples: 1,000 puts the 2.5% percentile on 25 draws, stable to about 0.1 standard error.
+    resamples: int = 1000
+    seed: int = 0
+    #: At 100k impressions and a 5% click rate the paired AUC difference of two similar models has a 95%
+    #: half-width near 0.005, so a 0.005 margin would reject an equally good candidate about half the time.
+    auc_margin: float = 0.01
+    #: Lower is better. About 5% of the log loss of a 5% click rate (0.20): a visible loss of fit.
+    log_loss_margin: float = 0.01
+    #: Lower is better. One point of calibration error: a predicted 5% that is really 6% in some bin.
+    ece_margin: float = 0.01
+    #: Half a point of CTR@k, a tenth of a typical 5% click rate: smaller losses are within replay noise.
+    ctr_margin: float = 0.005
+    #: A slice with fewer impressions has a few dozen clicks: its interval is wider than any margin, so it
+    #: is reported, not gated (gating it would reject every candidate on noise).
+    min_slice_rows: int = 1000
+    #: The first model ever (no champion): its AUC interval's lower bound must reach this (0.5 is chance).
+    min_auc: float = 0.6
+    #: ... and the upper bound of its calibration error must stay within this.
+    max_ece: float = 0.05
+
+
+@dataclass(frozen=True)
 class Settings:
     """Where flywheel keeps its state and how each stage is tuned; read from the environment.
 
     ``home`` holds the warehouse file, artifacts, the landing zone and Airflow's home, so a test or a
     parallel run that sets ``FLYWHEEL_HOME`` gets a world of its own. Stages get a section each: ``drift``,
-    ``training``, ``trainer``, ``feature_store``, ``metrics``. Evaluation and serving add theirs the same way
-    when they have a setting to read: a frozen dataclass with typed defaults, a ``_<section>()`` reader
+    ``training``, ``trainer``, ``feature_store``, ``metrics``, ``evaluation``. Serving adds its own the same
+    way when it has a setting to read: a frozen dataclass with typed defaults, a ``_<section>()`` reader
     below, a field here, and their variables in :data:`VARIABLES` and docs/configuration.md.
     """
 
@@ -241,6 +288,7 @@ class Settings:
     trainer: TrainerPod = field(default_factory=TrainerPod)
     feature_store: FeatureStoreBackend = field(default_factory=FeatureStoreBackend)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
 
     @property
     def dags_folder(self) -> Path:
@@ -337,6 +385,24 @@ def _metrics() -> MetricsSettings:
     return MetricsSettings(pushgateway_url=url)
 
 
+def _evaluation() -> EvaluationSettings:
+    e = EvaluationSettings
+    # Margins are in the metrics' own units, all of which range over [0, 1] (CTR@k included).
+    return EvaluationSettings(
+        held_out_hours=_int("FLYWHEEL_EVAL_HELD_OUT_HOURS", e.held_out_hours, 1, 24 * 28),
+        # Below 100 resamples the 2.5% percentile rests on two or three draws.
+        resamples=_int("FLYWHEEL_EVAL_RESAMPLES", e.resamples, 100, 100_000),
+        seed=_int("FLYWHEEL_EVAL_SEED", e.seed, 0, 2**63 - 1),
+        auc_margin=_float("FLYWHEEL_EVAL_AUC_MARGIN", e.auc_margin, 0.0, high=1.0),
+        log_loss_margin=_float("FLYWHEEL_EVAL_LOG_LOSS_MARGIN", e.log_loss_margin, 0.0, high=1.0),
+        ece_margin=_float("FLYWHEEL_EVAL_ECE_MARGIN", e.ece_margin, 0.0, high=1.0),
+        ctr_margin=_float("FLYWHEEL_EVAL_CTR_MARGIN", e.ctr_margin, 0.0, high=1.0),
+        min_slice_rows=_int("FLYWHEEL_EVAL_MIN_SLICE_ROWS", e.min_slice_rows, 1),
+        min_auc=_float("FLYWHEEL_EVAL_MIN_AUC", e.min_auc, 0.0, high=1.0),
+        max_ece=_float("FLYWHEEL_EVAL_MAX_ECE", e.max_ece, 0.0, above=True, high=1.0),
+    )
+
+
 def get_settings() -> Settings:
     """Read settings from the environment now (not cached: tests and CLI flags change it).
 
@@ -365,4 +431,5 @@ def get_settings() -> Settings:
         trainer=_trainer_pod(),
         feature_store=_feature_store_backend(),
         metrics=_metrics(),
+        evaluation=_evaluation(),
     )
