@@ -3,7 +3,8 @@ with 95% percentile intervals of each model's metric and of their difference (ca
 
 Each resample weighs every impression by a Poisson(1) count (the Poisson bootstrap: for thousands of rows
 it matches drawing n with replacement, and blocks of resamples are a few vectorised array operations).
-Measured: 100k impressions x 1,000 resamples, AUC of both models, 2.6 s on this 2-core machine (at nice 19).
+Measured on a busy 2-core machine at nice 19: 100k impressions x 1,000 resamples, AUC of both models 2.2 s;
+AUC, log loss and ECE together 4.5 s.
 """
 
 from __future__ import annotations
