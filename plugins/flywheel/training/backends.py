@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from flywheel.training.artifacts import MODEL_DIR, read_metadata
+from flywheel.artifacts.folder import MODEL_DIR, read_metadata
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flywheel.training.storage import is_local, local_path, resolve, uri_of
+from flywheel.artifacts.storage import is_local, local_path, resolve, uri_of
 
 __all__ = ["is_local", "local_path", "resolve"]  # re-exported: callers address sets by URI through here
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
+from flywheel.artifacts.storage import is_local, local_path
 from flywheel.training.backends import training_command
-from flywheel.training.storage import is_local, local_path
 
 GPU_RESOURCE = "nvidia.com/gpu"
 DEFAULT_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}

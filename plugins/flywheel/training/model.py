@@ -14,6 +14,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from flywheel.artifacts.folder import MODEL_FILE, SPEC_FILE
+from flywheel.artifacts.spec import FeatureSpec
+
 #: Hyperparameters that shape the network (the rest of a trial's config only shapes the optimiser).
 ARCHITECTURE_KEYS = ("embedding_dim", "cross_layers", "mlp_layers", "mlp_width", "dropout")
 
@@ -101,7 +104,10 @@ def export_torchscript(model: DCN, path: str | Path) -> Path:
     return path
 
 
-def load_torchscript(path: str | Path) -> torch.jit.ScriptModule:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*torch.jit")
-        return torch.jit.load(str(path), map_location="cpu").eval()
+def export_model(state: dict[str, Any], spec: FeatureSpec, model_dir: Path) -> Path:
+    """Write ``model.pt`` (the weights of the best epoch) and ``feature_spec.json`` into ``model_dir``."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    model = build_model(spec.cardinalities, len(spec.numeric), state["params"])
+    model.load_state_dict(state["best_state"] if state.get("best_state") is not None else state["model"])
+    spec.save(model_dir / SPEC_FILE)
+    return export_torchscript(model.eval(), model_dir / MODEL_FILE)

@@ -17,13 +17,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flywheel.training.artifacts import (
+from flywheel.artifacts.folder import (
     METADATA_FILE,
     METADATA_FORMAT,
     MODEL_DIR,
     MODEL_FILE,
     SPEC_FILE,
-    export_model,
     read_metadata,
     score_exported,
     upload_folder,
@@ -136,6 +135,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     tick = time.perf_counter()
     model_dir = work / MODEL_DIR
     state = load_trainer_state(outcome.checkpoint_dir)
+    from flywheel.training.model import export_model  # torch: only once there is a model to export
+
     export_model(state, data.spec, model_dir)
     from flywheel.training.trainer import log_loss, roc_auc
 
@@ -219,10 +220,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from flywheel.artifacts.spec import FeatureSpecError
     from flywheel.config import SettingsError
     from flywheel.training.search import SearchError
     from flywheel.training.space import SearchSpaceError
-    from flywheel.training.spec import FeatureSpecError
 
     try:
         train(args)

@@ -15,10 +15,10 @@ from typing import Any
 
 import pandas as pd
 
+from flywheel.artifacts.folder import MODEL_DIR, read_metadata
+from flywheel.artifacts.storage import join
 from flywheel.config import Settings, get_settings
-from flywheel.training.artifacts import MODEL_DIR, read_metadata
 from flywheel.training.dataset import check_training_set, load_training_set, snapshot_training_set
-from flywheel.training.storage import join
 
 log = logging.getLogger(__name__)
 BACKENDS = ("local", "kubernetes")

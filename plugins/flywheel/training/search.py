@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flywheel.artifacts.storage import tune_storage
 from flywheel.config import get_settings
 from flywheel.training.space import SearchSpace, load_search_space
-from flywheel.training.storage import tune_storage
 from flywheel.training.trainer import PATIENCE, TrainingData
 from flywheel.training.trial import STARTS_DIR, TrialSettings, train_trial
 

@@ -173,7 +173,7 @@ def train_on_kubernetes(
 ) -> dict:
     """The search as a pod on a GPU node, its log streamed into the task log; it leaves the model where
     ``register_candidate`` looks for it (``<output_uri>/model``)."""
-    from flywheel.training.artifacts import MODEL_DIR, read_metadata
+    from flywheel.artifacts.folder import MODEL_DIR, read_metadata
     from flywheel.training.backends import TrainingFailed
 
     training_pod_operator(prepared, params, settings).execute(context)

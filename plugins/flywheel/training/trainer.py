@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flywheel.artifacts.spec import LABEL, FeatureSpec, encode, fit_spec
 from flywheel.training.dataset import time_split
-from flywheel.training.spec import LABEL, FeatureSpec, encode, fit_spec
 
 #: Settings a single training run uses when no search chose them (also the search's first guess).
 DEFAULT_PARAMS: dict[str, Any] = {

@@ -11,8 +11,8 @@ import boto3
 import pandas as pd
 import pytest
 
+from flywheel.artifacts.folder import METADATA_FILE, MODEL_FILE, SPEC_FILE
 from flywheel.config import get_settings
-from flywheel.training.artifacts import METADATA_FILE, MODEL_FILE, SPEC_FILE
 from flywheel.training.backends import train
 from flywheel.training.dataset import data_version, load_training_set
 from flywheel.training.runs import prepare_training_set, register_candidate, run_folder

@@ -8,14 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flywheel.training.dataset import time_split
-from flywheel.training.spec import (
+from flywheel.artifacts.spec import (
     FeatureSpec,
     FeatureSpecError,
     encode,
     fit_spec,
     hash_bucket,
 )
+from flywheel.training.dataset import time_split
 
 
 def test_spec_round_trip_encodes_identically(training_frame: pd.DataFrame, tmp_path) -> None:

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from flywheel.training.artifacts import export_model, score_exported
+from flywheel.artifacts.folder import score_exported
+from flywheel.training.model import export_model
 from flywheel.training.trainer import Trainer, fit, prepare_data, roc_auc
 
 

@@ -1,4 +1,5 @@
 """The model folder a run leaves behind: ``model.pt`` (TorchScript), ``feature_spec.json``, ``metadata.json``.
+Training writes it; evaluation and serving read it (load, encode with its spec, score).
 
 ``metadata.json`` is written last and atomically: a folder holding it is a complete model, so a retried
 run that finds it has nothing left to do.
@@ -12,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from flywheel.training.spec import FeatureSpec
 
 MODEL_DIR = "model"
 MODEL_FILE = "model.pt"
@@ -32,7 +31,7 @@ def write_json(path: Path, data: dict[str, Any]) -> Path:
 
 def read_metadata(model_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The metadata of a complete model folder (path or URI), or ``None`` when it has none yet."""
-    from flywheel.training.storage import resolve
+    from flywheel.artifacts.storage import resolve
 
     filesystem, path = resolve(model_dir)
     target = f"{path.rstrip('/')}/{METADATA_FILE}"
@@ -41,22 +40,9 @@ def read_metadata(model_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     return json.loads(filesystem.cat_file(target).decode())
 
 
-def export_model(state: dict[str, Any], spec: FeatureSpec, model_dir: Path) -> Path:
-    """Write ``model.pt`` (the weights of the best epoch) and ``feature_spec.json`` into ``model_dir``."""
-    from flywheel.training.model import build_model, export_torchscript
-
-    model_dir.mkdir(parents=True, exist_ok=True)
-    model = build_model(spec.cardinalities, len(spec.numeric), state["params"])
-    model.load_state_dict(state["best_state"] if state.get("best_state") is not None else state["model"])
-    spec.save(model_dir / SPEC_FILE)
-    return export_torchscript(model.eval(), model_dir / MODEL_FILE)
-
-
 def score_exported(model_dir: Path, sparse: np.ndarray, dense: np.ndarray, batch: int = 8192) -> np.ndarray:
     """Click probabilities from the exported TorchScript file, as serving would compute them."""
     import torch
-
-    from flywheel.training.model import load_torchscript
 
     scorer = load_torchscript(model_dir / MODEL_FILE)
     out = []
@@ -68,9 +54,21 @@ def score_exported(model_dir: Path, sparse: np.ndarray, dense: np.ndarray, batch
     return np.concatenate(out) if out else np.empty(0, dtype=np.float32)
 
 
+def load_torchscript(path: str | Path) -> Any:
+    """The TorchScript scorer of a model folder, on the CPU, in eval mode."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        # Deprecated in torch 2.13 in favour of torch.export, but Triton's libtorch backend loads TorchScript.
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*torch.jit")
+        return torch.jit.load(str(path), map_location="cpu").eval()
+
+
 def upload_folder(local: Path, uri: str) -> None:
     """Copy a finished local folder to an object store URI (metadata.json last, as locally)."""
-    from flywheel.training.storage import resolve
+    from flywheel.artifacts.storage import resolve
 
     filesystem, root = resolve(uri)
     files = sorted(p for p in local.rglob("*") if p.is_file())
