@@ -169,7 +169,8 @@ def bars_plot(slug: str, label: str, xlabel: str, rows: list[dict[str, Any]], ru
     values += [0.0, *(x for x, _ in rules)]
     pad = (max(values) - min(values)) * 0.08 or 0.01
     band = 22
-    left = min(260, 12 + 7 * max(len(r["label"]) for r in rows))
+    rows = [r | dict(label=_short(r["label"])) for r in rows]  # the table beneath has the full names
+    left = 12 + 7 * max(len(r["label"]) for r in rows)
     height = 28 + 44 + band * len(rows)
     f = Frame(720, height, (min(values) - pad, max(values) + pad), (0, len(rows)), left=left, right=110)
     plot = Plot(slug, label, f, xlabel, zero=f.px(0.0))
@@ -181,6 +182,10 @@ def bars_plot(slug: str, label: str, xlabel: str, rows: list[dict[str, Any]], ru
         plot.rows.append({"dash": None, **r, **geometry, "bar": _ok(r["value"]), "interval": interval})
     plot.rules = [dict(x=f.px(x), text=text) for x, text in rules]
     return plot
+
+
+def _short(label: str, most: int = 36) -> str:
+    return label if len(label) <= most else label[: most - 1] + "…"
 
 
 def _slug(text: str) -> str:

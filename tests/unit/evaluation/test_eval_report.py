@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -113,6 +114,7 @@ def test_the_page_is_well_formed_with_one_svg_per_plot_and_every_curve_and_bar()
     attribution = {"price": 0.30, "age": 0.10, "category": 0.05}
     page = render_report(
         **_inputs(w, w["good"], w["fair"]),
+        window=(datetime(2024, 5, 1, 6, tzinfo=UTC), datetime(2024, 5, 1, 12, tzinfo=UTC)),
         candidate_attribution=attribution,
         champion_attribution={"price": 0.25, "age": 0.12},
     )
@@ -137,6 +139,7 @@ def test_the_page_is_well_formed_with_one_svg_per_plot_and_every_curve_and_bar()
     assert page.count("<h1>") == 1 and page.count("<h2>") == 4
     assert "<script" not in page and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "200 paired resamples, seed 0" in page and "20,000" in page
+    assert "2024-05-01 06:00 UTC to 2024-05-01 12:00 UTC" in page
 
 
 def test_the_roc_curve_of_perfect_scores_passes_through_the_top_left_corner() -> None:
