@@ -1,4 +1,4 @@
-"""The ``flywheel`` command: simulate events, ingest an interval, run the demo loop, start Airflow, PSI.
+"""The ``flywheel`` command: simulate, ingest an interval, run the demo loop, start Airflow, PSI, evaluate.
 
 Bad input (flags, any ``FLYWHEEL_*`` value, a warehouse or folder it cannot use) is refused before anything
 is written: one line ``flywheel <command>: <problem>; <fix>`` on stderr and exit code 2.
@@ -7,10 +7,13 @@ is written: one line ``flywheel <command>: <problem>; <fix>`` on stderr and exit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import math
 import sys
 import tempfile
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -178,6 +181,46 @@ def _cmd_psi(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from flywheel.config import get_settings
+    from flywheel.evaluation.evaluate import evaluate
+    from flywheel.evaluation.scoring import MissingArtifacts
+    from flywheel.registry import RegistryError
+
+    _reachable_warehouse(get_settings().warehouse_url)
+    try:
+        # Feast prints notices to stdout: keep stdout for the decision alone (JSON must parse).
+        with contextlib.redirect_stdout(sys.stderr):
+            result = evaluate(args.candidate, args.champion, record=not args.no_record)
+    except RegistryError as exc:
+        raise Refusal(str(exc), "pass one of those to --candidate (or --champion)") from None
+    except (MissingArtifacts, ValueError) as exc:  # no model folder; an empty or too-short held-out window
+        raise Refusal(str(exc), "nothing was evaluated or recorded") from None
+    decision = result.decision
+    report = result.report_uri or "not written (--no-record)"
+    if args.format == "json":
+        # NaN (a bound not computed) is not JSON: null.
+        checks = [
+            {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in asdict(c).items()}
+            for c in decision.checks
+        ]
+        summary = {
+            "evaluation_id": result.evaluation_id,
+            "candidate": result.candidate,
+            "champion": result.champion,
+            "window": [t.isoformat() for t in result.window],
+            "rows": result.rows,
+            "passed": decision.passed,
+            "checks": checks,
+            "report": report,
+        }
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print(decision.table())
+        print(f"\nevaluation {result.evaluation_id} ({result.rows} impressions): report {report}")
+    return 0 if decision.passed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flywheel", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -223,6 +266,18 @@ def build_parser() -> argparse.ArgumentParser:
     psi.add_argument("--bins", type=int, default=10, help="quantile bins per numeric feature (default 10)")
     psi.add_argument("--format", choices=("table", "json"), default="table")
     psi.set_defaults(func=_cmd_psi)
+
+    evl = sub.add_parser(
+        "evaluate",
+        help="judge a candidate against the champion on the held-out hours (exit 0 passed, 1 rejected)",
+        description="Records the evaluation in registry.evaluations and writes its HTML report; never "
+        "changes a version's status. Refusals exit 2.",
+    )
+    evl.add_argument("--candidate", required=True, metavar="V", help="the version to judge, e.g. v0007")
+    evl.add_argument("--champion", default=None, metavar="V", help="default: the registry's champion")
+    evl.add_argument("--format", choices=("table", "json"), default="table")
+    evl.add_argument("--no-record", action="store_true", help="decide only: write no rows and no report")
+    evl.set_defaults(func=_cmd_evaluate)
     return parser
 
 
