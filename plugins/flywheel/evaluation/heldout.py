@@ -13,7 +13,12 @@ import numpy as np
 from flywheel.config import Settings, get_settings
 from flywheel.events import naive_utc
 from flywheel.warehouse.base import Warehouse
-from flywheel.warehouse.published import PUBLISHED_HOURS_TABLE, newest_published_hour, published_hours
+from flywheel.warehouse.published import (
+    PUBLISHED_HOURS_TABLE,
+    keep_published_rows,
+    newest_published_hour,
+    published_hours,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -88,31 +93,13 @@ def load_held_out(start: datetime, end: datetime, settings: Settings | None = No
         frame = training_set(start, end, settings)
     except ValueError as exc:
         raise ValueError(f"the held-out window [{start}, {end}) is empty: {exc}") from exc
-    frame = keep_published(frame, published)
+    frame = keep_published_rows(frame, published, "held-out set")
     if frame.empty:
         raise ValueError(
             f"the held-out window [{start}, {end}) is empty: its published hours hold no impressions; "
             "evaluate on a window build_features has covered"
         )
     return label_slices(frame)
-
-
-def keep_published(frame: pd.DataFrame, published: list[datetime]) -> pd.DataFrame:
-    """The rows of ``frame`` whose ``event_ts`` falls in one of the ``published`` hours (a failed gate or a
-    rebuild under way keeps an hour out of evaluation, as out of training)."""
-    import pandas as pd
-
-    hours = pd.to_datetime(frame["event_ts"]).dt.floor("h")
-    keep = hours.isin(pd.DatetimeIndex(published)).to_numpy()
-    if not keep.all():
-        left_out = sorted(set(hours[~keep]))
-        log.warning(
-            "held-out set: left out %d impression(s) of %d unpublished hour(s): %s",
-            int((~keep).sum()),
-            len(left_out),
-            ", ".join(f"{h:%Y-%m-%d %H:00}" for h in left_out[:10]) + (" ..." if len(left_out) > 10 else ""),
-        )
-    return frame[keep].reset_index(drop=True)
 
 
 def _first_present(frame: pd.DataFrame, names: tuple[str, ...]) -> pd.Series:

@@ -79,10 +79,8 @@ def published_rows(frame: Any, start: datetime, end: datetime, settings: Setting
 
     An hour whose gate failed (or that a run is rebuilding) stays out until a rerun publishes it.
     """
-    import pandas as pd
-
     from flywheel.warehouse import open_warehouse
-    from flywheel.warehouse.published import published_hours
+    from flywheel.warehouse.published import keep_published_rows, published_hours
 
     published = published_hours(open_warehouse(settings.warehouse_url), start, end)
     if not published:
@@ -90,18 +88,7 @@ def published_rows(frame: Any, start: datetime, end: datetime, settings: Setting
             f"no hour of the training window [{start}, {end}) is published: build_features has not passed "
             "its gates for it (features.published_hours); rerun build_features for it or pick another window"
         )
-    hours = pd.to_datetime(frame["event_ts"]).dt.floor("h")
-    keep = hours.isin(pd.DatetimeIndex(published))
-    left_out = sorted(set(hours[~keep]))
-    if left_out:
-        log.warning(
-            "left out %d impression(s) of %d unpublished hour(s) (a gate failed, or a rebuild is under "
-            "way): %s",
-            int((~keep).sum()),
-            len(left_out),
-            ", ".join(f"{h:%Y-%m-%d %H:00}" for h in left_out[:10]) + (" ..." if len(left_out) > 10 else ""),
-        )
-    return frame[keep.to_numpy()].reset_index(drop=True)
+    return keep_published_rows(frame, published, "training set")
 
 
 def prepare_run(

@@ -7,7 +7,9 @@ the hours of a failed gate stay out of training and monitoring until a rerun pas
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pyarrow as pa
 
@@ -19,11 +21,14 @@ from flywheel.warehouse.templates import render_sql
 __all__ = [
     "PUBLISHED_HOURS_TABLE",
     "is_published",
+    "keep_published_rows",
     "newest_published_hour",
     "publish_hours",
     "published_hours",
     "withdraw_hours",
 ]
+log = logging.getLogger(__name__)
+
 SCHEMA = pa.schema(
     [("hour", pa.timestamp("us")), ("run_id", pa.string()), ("published_at", pa.timestamp("us"))]
 )
@@ -72,3 +77,24 @@ def newest_published_hour(warehouse: Warehouse) -> datetime | None:
     if not warehouse.table_exists(PUBLISHED_HOURS_TABLE):
         return None
     return warehouse.read_arrow(render_sql("newest_published_hour.sql")).column("newest")[0].as_py()
+
+
+def keep_published_rows(frame: Any, published: list[datetime], purpose: str) -> Any:
+    """The rows of a pandas ``frame`` whose ``event_ts`` falls in one of the ``published`` hours; the
+    impressions left out (a failed gate, or a rebuild under way) are counted in a warning that names
+    ``purpose`` (what the rows are for: the training set, the held-out set)."""
+    import pandas as pd
+
+    hours = pd.to_datetime(frame["event_ts"]).dt.floor("h")
+    keep = hours.isin(pd.DatetimeIndex(published)).to_numpy()
+    if not keep.all():
+        left_out = sorted(set(hours[~keep]))
+        log.warning(
+            "%s: left out %d impression(s) of %d unpublished hour(s) (a gate failed, or a rebuild is under "
+            "way): %s",
+            purpose,
+            int((~keep).sum()),
+            len(left_out),
+            ", ".join(f"{h:%Y-%m-%d %H:00}" for h in left_out[:10]) + (" ..." if len(left_out) > 10 else ""),
+        )
+    return frame[keep].reset_index(drop=True)
