@@ -16,7 +16,7 @@ from flywheel.evaluation.heldout import held_out_window, load_held_out, requests
 from flywheel.evaluation.ranking import replay
 from flywheel.evaluation.report import write_report
 from flywheel.evaluation.scoring import check_artifacts, resolve_version, score_version
-from flywheel.registry import latest, record_evaluation
+from flywheel.registry import baseline_for, record_evaluation
 from flywheel.warehouse import open_warehouse
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,9 @@ def evaluate(
     """Judge ``candidate`` against ``champion`` on the newest ``FLYWHEEL_EVAL_HELD_OUT_HOURS`` published
     hours.
 
-    ``champion`` defaults to the registry's current champion; with none (the first model) the gate applies
-    its absolute thresholds. Both models score the same impressions; offline metrics (overall and per slice)
+    ``champion`` defaults to ``registry.baseline_for(candidate)``: the champion, or before any promotion the
+    newest blessed version older than the candidate; with none (the first model) the gate applies its
+    absolute thresholds. Both models score the same impressions; offline metrics (overall and per slice)
     and the ranking replay get paired bootstrap intervals; ``gate.decide`` judges them. With ``record`` the
     rows go to ``registry.evaluations`` (a rerun with the same ``evaluation_id`` replaces them) and the page
     to ``<artifacts_dir>/evaluations/<evaluation_id>.html``.
@@ -85,7 +86,7 @@ def evaluate(
     warehouse = open_warehouse(settings.warehouse_url)
     cand = resolve_version(candidate, settings)
     check_artifacts(cand)
-    champ = resolve_version(champion, settings) if champion else latest("champion", warehouse)
+    champ = resolve_version(champion, settings) if champion else baseline_for(cand.version, warehouse)
     if champ is not None and champ.version == cand.version:
         raise ValueError(
             f"candidate {cand.version} is the champion it would be compared with: "

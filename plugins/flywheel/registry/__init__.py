@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from flywheel.registry.deployments import DECISIONS, DeploymentStep, deployments, record_deployment_step
 from flywheel.registry.evaluations import ALL_SLICE, Evaluation, evaluations, record_evaluation
-from flywheel.registry.lifecycle import StatusChange, history, in_service, set_status
+from flywheel.registry.lifecycle import StatusChange, baseline_for, history, in_service, set_status
 from flywheel.registry.store import (
     DEPLOYMENTS_TABLE,
     EVALUATIONS_TABLE,
@@ -44,6 +44,7 @@ __all__ = [
     "ModelVersion",
     "RegistryError",
     "StatusChange",
+    "baseline_for",
     "deployments",
     "evaluations",
     "get_version",

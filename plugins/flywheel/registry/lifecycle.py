@@ -121,10 +121,11 @@ def history(version: str, warehouse: Warehouse | None = None) -> list[StatusChan
 def in_service(warehouse: Warehouse | None = None) -> ModelVersion | None:
     """The model in service: the champion.
 
-    Until any model has been promoted (the loop running before evaluation and serving exist), the newest
-    registered model that is still in the running (candidate, blessed or canary: not rejected, rolled back
-    or archived). Once a promotion has happened, only a champion is in service: ``None`` while a rollback
-    left none. ``None`` as well before anything is registered; nothing is created on the way.
+    Until any model has been promoted (the loop running before serving exists), the newest blessed model;
+    with none blessed yet, the newest candidate still in the running (evaluation not run or not finished):
+    never a rejected, rolled-back or archived one. Once a promotion has happened, only a champion is in
+    service: ``None`` while a rollback left none. ``None`` as well before anything is registered; nothing
+    is created on the way.
     """
     warehouse = warehouse or open_warehouse()
     if not warehouse.table_exists(TABLE):
@@ -136,5 +137,29 @@ def in_service(warehouse: Warehouse | None = None) -> ModelVersion | None:
         ensure_tables(conn)
         if _promotions(conn):
             return None
+        blessed = read_versions(conn, {"status": "blessed", "limit": 1}, **_NEWEST_BLESSED)
+        if blessed:
+            return blessed[0]
         rows = read_versions(conn, {"limit": 1}, in_running=True, newest_first=True, limited=True)
         return rows[0] if rows else None
+
+
+def baseline_for(version: str, warehouse: Warehouse | None = None) -> ModelVersion | None:
+    """The model a candidate is judged against: the champion; before any promotion, the newest blessed
+    version registered before it (what would be in service without it). ``None`` when there is neither:
+    the first model is judged on absolute thresholds. ``RegistryError`` if ``version`` is unknown."""
+    warehouse = warehouse or open_warehouse()
+    with warehouse.transaction() as conn:
+        ensure_tables(conn)
+        model = require_version(conn, version)
+        champions = read_versions(conn, {"status": "champion"}, by_status=True)
+        if champions:
+            return champions[0] if champions[0].version != model.version else None
+        if _promotions(conn):
+            return None
+        blessed = read_versions(conn, {"status": "blessed"}, by_status=True, newest_first=True)
+        older = [b for b in blessed if b.ordinal < model.ordinal]
+        return older[0] if older else None
+
+
+_NEWEST_BLESSED = {"by_status": True, "newest_first": True, "limited": True}

@@ -11,6 +11,7 @@ from flywheel.config import Settings
 from flywheel.registry import (
     TRANSITIONS,
     RegistryError,
+    baseline_for,
     get_version,
     history,
     in_service,
@@ -102,14 +103,17 @@ def test_promoting_archives_the_previous_champion_and_history_says_why(
         history("v0042", warehouse)
 
 
-def test_in_service_is_the_newest_unjudged_model_until_a_promotion_then_the_champion(
+def test_in_service_is_the_newest_blessed_model_until_a_promotion_then_the_champion(
     warehouse: Warehouse, register: Callable[[int], str]
 ) -> None:
     assert in_service(warehouse) is None
     v1, v2 = register(1), register(2)
-    assert in_service(warehouse).version == v2  # before evaluation and serving exist
+    assert in_service(warehouse).version == v2  # nothing judged yet: the newest candidate
     set_status(v2, "rejected", warehouse)
     assert in_service(warehouse).version == v1  # a rejected model is never in service
+    set_status(v1, "blessed", warehouse)
+    v4 = register(4)
+    assert in_service(warehouse).version == v1  # blessed beats a newer candidate not yet judged
 
     _promote(v1, warehouse)
     v3 = register(3)
@@ -121,6 +125,27 @@ def test_in_service_is_the_newest_unjudged_model_until_a_promotion_then_the_cham
     assert in_service(warehouse) is None  # no champion stands, and candidates are not a fallback any more
     set_status(v1, "champion", warehouse, reason="restore")
     assert in_service(warehouse).version == v1
+    assert v4
+
+
+def test_a_candidate_is_judged_against_the_champion_or_the_newest_older_blessed_model(
+    warehouse: Warehouse, register: Callable[[int], str]
+) -> None:
+    v1 = register(1)
+    assert baseline_for(v1, warehouse) is None  # the first model: absolute thresholds
+    set_status(v1, "blessed", warehouse)
+    v2, v3 = register(2), register(3)
+    assert baseline_for(v2, warehouse).version == v1
+    set_status(v3, "blessed", warehouse)
+    assert baseline_for(v2, warehouse).version == v1  # v3 is newer than v2: never v2's baseline
+    v4 = register(4)
+    assert baseline_for(v4, warehouse).version == v3
+    _promote(v1, warehouse)
+    assert baseline_for(v4, warehouse).version == v1  # a champion stands: it is the baseline
+    set_status(v1, "rolled_back", warehouse, reason="regressed")
+    assert baseline_for(v4, warehouse) is None  # after a promotion only a champion can be the baseline
+    with pytest.raises(RegistryError, match="no model version 'v0042'"):
+        baseline_for("v0042", warehouse)
 
 
 def test_in_service_creates_nothing_in_an_empty_warehouse(home: Settings) -> None:
