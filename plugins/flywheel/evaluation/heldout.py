@@ -5,18 +5,17 @@ the same in every evaluation) and the logged requests the ranking replay re-rank
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from flywheel.config import Settings, get_settings
 from flywheel.events import naive_utc
-from flywheel.warehouse.base import Warehouse
 from flywheel.warehouse.published import (
     PUBLISHED_HOURS_TABLE,
+    held_out_window,
     keep_published_rows,
-    newest_published_hour,
     published_hours,
 )
 
@@ -25,9 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HOUR = timedelta(hours=1)
-#: Before any hour the warehouse can hold: the lower bound when listing every published hour.
-_EPOCH = datetime(1970, 1, 1)
+__all__ = ["SLICES", "held_out_window", "label_slices", "load_held_out", "requests_for_replay", "slices"]
 
 #: The slices the gate judges, as ``compare_models(slices=...)`` names them (``user_tenure=new``, ...);
 #: each is held in the frame as ``slice_<name>`` so it never overwrites a feature of the same name.
@@ -50,29 +47,6 @@ PRICE_MID_FROM = 25.0
 PRICE_HIGH_FROM = 80.0
 #: A slice label where the frame has no value (a category the log lacks).
 UNKNOWN = "unknown"
-
-
-def held_out_window(warehouse: Warehouse, hours: int) -> tuple[datetime, datetime]:
-    """``[start, end)`` holding the newest ``hours`` published hours: end = the newest published hour + 1 h,
-    start = the ``hours``-th newest published hour (earlier when unpublished hours lie between: those
-    stay out of the held-out set, as they stay out of training)."""
-    if int(hours) < 1:
-        raise ValueError(f"held-out hours={hours}: give at least 1 (FLYWHEEL_EVAL_HELD_OUT_HOURS)")
-    newest = newest_published_hour(warehouse)
-    if newest is None:
-        raise ValueError(
-            f"no hour is published in {PUBLISHED_HOURS_TABLE}: build_features has not published features "
-            "yet; run it (or the demo) before evaluating"
-        )
-    end = naive_utc(newest) + HOUR
-    published = published_hours(warehouse, _EPOCH, end)
-    if len(published) < hours:
-        raise ValueError(
-            f"the held-out window needs the newest {hours} published hours but {PUBLISHED_HOURS_TABLE} "
-            f"holds {len(published)} (up to {newest:%Y-%m-%d %H:00}): let build_features publish more "
-            "hours, or lower FLYWHEEL_EVAL_HELD_OUT_HOURS"
-        )
-    return published[-hours], end
 
 
 def load_held_out(start: datetime, end: datetime, settings: Settings | None = None) -> pd.DataFrame:

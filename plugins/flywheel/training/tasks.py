@@ -40,7 +40,8 @@ def latest_complete_hour(settings: Settings) -> datetime:
 def training_window(
     asset_events: Iterable[Any] | None, params: Mapping[str, Any], settings: Settings
 ) -> tuple[datetime, datetime]:
-    """``[end - window_hours, end)``: ``end`` from the params, a ``retrain_requested`` event, or the data."""
+    """``[end - window_hours, end)``: ``end`` from the params, a ``retrain_requested`` event, or the data,
+    and never later than the start of the evaluation's held-out hours (:func:`before_held_out`)."""
     hours = int(params.get("window_hours") or DEFAULT_WINDOW_HOURS)
     ends = [e.extra["window_end"] for e in asset_events or [] if e.extra and e.extra.get("window_end")]
     if params.get("window_end"):
@@ -49,7 +50,33 @@ def training_window(
         end = max(naive_utc(x) for x in ends)
     else:
         end = latest_complete_hour(settings)
+    end = before_held_out(end, settings)
     return end - timedelta(hours=hours), end
+
+
+def before_held_out(end: datetime, settings: Settings) -> datetime:
+    """``end``, or the start of the held-out window (the newest ``FLYWHEEL_EVAL_HELD_OUT_HOURS`` published
+    hours) if that is earlier: ``evaluate_model`` judges every candidate on those hours, so none may learn
+    from them. With too few hours published for a held-out window, ``end`` as it is (and a warning:
+    evaluation refuses until there are enough)."""
+    from flywheel.warehouse import open_warehouse
+    from flywheel.warehouse.published import held_out_window
+
+    held_out = settings.evaluation.held_out_hours
+    try:
+        start, _ = held_out_window(open_warehouse(settings.warehouse_url), held_out)
+    except ValueError as exc:
+        log.warning("no held-out window to keep out of the training window: %s", exc)
+        return end
+    if end > start:
+        log.info(
+            "the training window ends at %s, where the %d held-out hours of evaluation begin (asked: %s)",
+            start,
+            held_out,
+            end,
+        )
+        return start
+    return end
 
 
 def build_training_set(

@@ -20,6 +20,7 @@ from flywheel.warehouse.templates import render_sql
 
 __all__ = [
     "PUBLISHED_HOURS_TABLE",
+    "held_out_window",
     "is_published",
     "keep_published_rows",
     "newest_published_hour",
@@ -28,6 +29,10 @@ __all__ = [
     "withdraw_hours",
 ]
 log = logging.getLogger(__name__)
+
+HOUR = timedelta(hours=1)
+#: Before any hour the warehouse can hold: the lower bound when listing every published hour.
+_EPOCH = datetime(1970, 1, 1)
 
 SCHEMA = pa.schema(
     [("hour", pa.timestamp("us")), ("run_id", pa.string()), ("published_at", pa.timestamp("us"))]
@@ -77,6 +82,31 @@ def newest_published_hour(warehouse: Warehouse) -> datetime | None:
     if not warehouse.table_exists(PUBLISHED_HOURS_TABLE):
         return None
     return warehouse.read_arrow(render_sql("newest_published_hour.sql")).column("newest")[0].as_py()
+
+
+def held_out_window(warehouse: Warehouse, hours: int) -> tuple[datetime, datetime]:
+    """The evaluation's held-out window, ``[start, end)`` holding the newest ``hours`` published hours:
+    end = the newest published hour + 1 h, start = the ``hours``-th newest published hour (earlier when
+    unpublished hours lie between: those stay out of the held-out set, as they stay out of training).
+    Training ends its windows at ``start`` at the latest, so no candidate learns from the hours it is
+    judged on."""
+    if int(hours) < 1:
+        raise ValueError(f"held-out hours={hours}: give at least 1 (FLYWHEEL_EVAL_HELD_OUT_HOURS)")
+    newest = newest_published_hour(warehouse)
+    if newest is None:
+        raise ValueError(
+            f"no hour is published in {PUBLISHED_HOURS_TABLE}: build_features has not published features "
+            "yet; run it (or the demo) before evaluating"
+        )
+    end = naive_utc(newest) + HOUR
+    published = published_hours(warehouse, _EPOCH, end)
+    if len(published) < hours:
+        raise ValueError(
+            f"the held-out window needs the newest {hours} published hours but {PUBLISHED_HOURS_TABLE} "
+            f"holds {len(published)} (up to {newest:%Y-%m-%d %H:00}): let build_features publish more "
+            "hours, or lower FLYWHEEL_EVAL_HELD_OUT_HOURS"
+        )
+    return published[-hours], end
 
 
 def keep_published_rows(frame: Any, published: list[datetime], purpose: str) -> Any:

@@ -3,6 +3,7 @@ on DuckDB and PostgreSQL; training sets keep only published hours."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 import pandas as pd
@@ -54,3 +55,43 @@ def test_training_sets_keep_only_published_hours(home: Settings, caplog) -> None
     assert "2026-01-01 02:00" in caplog.text
     # The default window ends at the newest published hour, not at the newest row in the marts.
     assert latest_complete_hour(home) == T0 + timedelta(hours=3)
+
+
+def test_training_windows_end_where_the_held_out_hours_begin(
+    warehouse_home: Settings, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    from flywheel.config import get_settings
+    from flywheel.training.tasks import training_window
+    from flywheel.warehouse.published import held_out_window
+
+    wh = open_warehouse(warehouse_home.warehouse_url)
+    monkeypatch.setenv("FLYWHEEL_EVAL_HELD_OUT_HOURS", "6")
+    settings = get_settings()
+    caplog.set_level(logging.WARNING)
+    # Too few hours for a held-out window: the window is as asked, with a warning that says why.
+    publish_hours(wh, T0, T0 + timedelta(hours=4), "run-1")
+    asked = {"window_hours": 2, "window_end": (T0 + timedelta(hours=4)).isoformat()}
+    assert training_window([], asked, settings) == (T0 + timedelta(hours=2), T0 + timedelta(hours=4))
+    assert "held-out window needs the newest 6 published hours" in caplog.text
+
+    publish_hours(wh, T0 + timedelta(hours=4), T0 + timedelta(hours=30), "run-2")
+    withdraw_hours(wh, T0 + timedelta(hours=26), T0 + timedelta(hours=27))  # a rebuild under way
+    assert held_out_window(wh, 6) == (T0 + timedelta(hours=23), T0 + timedelta(hours=30))
+    # Every source of the end (data, the form, a drift event) stops where the held-out hours begin ...
+    for events, params in (
+        ([], {"window_hours": 24}),
+        ([], {"window_hours": 24, "window_end": (T0 + timedelta(hours=29)).isoformat()}),
+        ([_Event({"window_end": (T0 + timedelta(hours=28)).isoformat()})], {"window_hours": 24}),
+    ):
+        assert training_window(events, params, settings) == (
+            T0 - timedelta(hours=1),
+            T0 + timedelta(hours=23),
+        )
+    # ... and an earlier end is kept.
+    early = {"window_hours": 10, "window_end": (T0 + timedelta(hours=12)).isoformat()}
+    assert training_window([], early, settings) == (T0 + timedelta(hours=2), T0 + timedelta(hours=12))
+
+
+class _Event:
+    def __init__(self, extra: dict) -> None:
+        self.extra = extra
