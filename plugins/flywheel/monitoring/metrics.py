@@ -11,11 +11,14 @@ from pathlib import Path
 
 from flywheel.config import Settings, get_settings
 from flywheel.events import naive_utc
+from flywheel.metrics import PUSHGATEWAY_ENV, publish
 from flywheel.monitoring.decision import Decision
 from flywheel.monitoring.drift import FeatureDrift
 from flywheel.monitoring.performance import OnlinePerformance
 
 log = logging.getLogger(__name__)
+
+__all__ = ["METRICS", "PUSHGATEWAY_ENV", "PUSH_JOB", "TEXTFILE_NAME", "export_metrics"]
 
 #: Every metric the check exports; the alert rules and the Grafana dashboard may use only these.
 METRICS = {
@@ -27,7 +30,6 @@ METRICS = {
 }
 #: The Pushgateway job: one group that each push replaces whole, so a feature dropped is dropped there too.
 PUSH_JOB = "flywheel_drift"
-PUSHGATEWAY_ENV = "FLYWHEEL_PUSHGATEWAY_URL"
 TEXTFILE_NAME = "flywheel.prom"
 
 
@@ -46,7 +48,7 @@ def export_metrics(
     A value that is unknown (a window without data, no predictions yet) is left out rather than exported
     as 0, which alerts would read as a real AUC or ratio.
     """
-    from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, write_to_textfile
+    from prometheus_client import CollectorRegistry, Gauge
 
     settings = settings or get_settings()
     registry = CollectorRegistry()
@@ -72,21 +74,9 @@ def export_metrics(
             1 if decision.fire else 0
         )
 
-    path = settings.home / "metrics" / TEXTFILE_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_to_textfile(str(path), registry)  # written beside and renamed: a scraper never reads half a file
-    url = pushgateway_url or settings.metrics.pushgateway_url
-    if url:
-        try:
-            push_to_gateway(url, job=PUSH_JOB, registry=registry, timeout=10)
-        except OSError as exc:
-            raise RuntimeError(
-                f"could not push metrics to the Pushgateway at {url} ({PUSHGATEWAY_ENV}): {exc}. "
-                f"The textfile {path} was written; start the Pushgateway or unset {PUSHGATEWAY_ENV}"
-            ) from exc
-        log.info("pushed metrics to %s (job %s)", url, PUSH_JOB)
-    log.info("wrote metrics to %s", path)
-    return path
+    return publish(
+        registry, textfile=TEXTFILE_NAME, job=PUSH_JOB, settings=settings, pushgateway_url=pushgateway_url
+    )
 
 
 def _unix_time(value: datetime | float | None) -> float:

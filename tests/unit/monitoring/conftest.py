@@ -36,7 +36,9 @@ def load(warehouse: Warehouse) -> Loader:
 
 @pytest.fixture
 def exported_metric_names(home: Settings) -> set[str]:
-    """The metric names a full export really writes (every value known, the rule fired)."""
+    """The metric names the exports really write: a full drift check (every value known, the rule fired)
+    and an evaluation's verdict."""
+    from flywheel.evaluation.tasks import export_metrics as export_evaluation_metrics
     from flywheel.monitoring import Decision, FeatureDrift, OnlinePerformance, export_metrics
 
     now = datetime(2026, 1, 1, tzinfo=UTC)
@@ -46,7 +48,9 @@ def exported_metric_names(home: Settings) -> set[str]:
         Decision(True, {"price": 0.3}, "test"),
         checked_at=now,
     )
-    return set(re.findall(r"^(flywheel_\w+)[{ ]", path.read_text(), flags=re.MULTILINE))
+    verdict = export_evaluation_metrics("v0002", "v0001", False, 2, evaluated_at=now)
+    text = path.read_text() + verdict.read_text()
+    return set(re.findall(r"^(flywheel_\w+)[{ ]", text, flags=re.MULTILINE))
 
 
 #: PromQL words that are not metric names.
