@@ -40,7 +40,8 @@ class Check:
     candidate_lower: float = math.nan
     candidate_upper: float = math.nan
     higher_is_better: bool = True
-    #: One-sided p-value of "the candidate is worse by more than the margin", raw and Holm-adjusted.
+    #: One-sided p-value, raw and Holm-adjusted: overall, of "worse by more than the margin" (small = it
+    #: is not); on a slice, of "no worse beyond the margin" (small = the slice regressed).
     p_value: float | None = None
     adjusted_p_value: float | None = None
 
@@ -153,6 +154,21 @@ def non_inferiority_p_value(draws: np.ndarray | None, margin: float, higher_is_b
     return float((worse.sum() + 1) / (finite.size + 1))
 
 
+def regression_p_value(draws: np.ndarray | None, margin: float, higher_is_better: bool) -> float:
+    """One-sided bootstrap p-value of "the candidate is no worse than the champion beyond ``margin``": small
+    when the slice has regressed beyond its margin.
+
+    The share of resampled differences (candidate - champion) that are *not* beyond the margin on the losing
+    side (above -margin when higher is better, below +margin when lower is better), as (count + 1) /
+    (resamples + 1). A slice without draws (no clicks in it) gives 1: no evidence of a regression.
+    """
+    finite = np.empty(0) if draws is None else draws[np.isfinite(draws)]
+    if not finite.size:
+        return 1.0
+    not_worse = finite > -margin if higher_is_better else finite < margin
+    return float((not_worse.sum() + 1) / (finite.size + 1))
+
+
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm's step-down adjusted p-values, in the order given: the i-th smallest is multiplied by (m - i + 1)
     (i from 1), kept monotone with a running maximum and capped at 1."""
@@ -212,10 +228,13 @@ def decide(comparisons: Iterable[Comparison], settings: EvaluationSettings | Non
     """Judge ``comparisons`` (from ``compare_models`` and ``replay``) and say whether the candidate passes.
 
     Against a champion: on the whole set a check passes when the paired 95% interval of (candidate -
-    champion) lies above -margin (AUC, CTR@k) or, lower being better, below +margin (log loss, ECE). On a
-    slice with at least ``min_slice_rows`` rows the one-sided p-values of each metric are Holm-adjusted
-    across slices and a check passes when the adjusted p-value is below 2.5%; smaller slices are reported
-    as "too small". GMV@k is reported, not gated. Without a champion, :func:`_absolute` applies.
+    champion) lies above -margin (AUC, CTR@k) or, lower being better, below +margin (log loss, ECE): the
+    candidate must show it is not worse. A slice with at least ``min_slice_rows`` rows blocks promotion when
+    it shows a regression beyond the margin: the one-sided p-values of "no worse beyond the margin"
+    (:func:`regression_p_value`) of each metric are Holm-adjusted across slices, and a slice fails when its
+    adjusted p-value is below 2.5% (a slice is too small to *prove* non-inferiority at these volumes, so
+    requiring that would reject every candidate on noise). Smaller slices are reported as "too small".
+    GMV@k is reported, not gated. Without a champion, :func:`_absolute` applies.
     Passes when no check fails (and at least one was gated).
     """
     settings = settings or EvaluationSettings()
@@ -262,7 +281,7 @@ def decide(comparisons: Iterable[Comparison], settings: EvaluationSettings | Non
                 )
             )
         else:
-            p = non_inferiority_p_value(c.draws, margin, c.higher_is_better)
+            p = regression_p_value(c.draws, margin, c.higher_is_better)
             resamples = 0 if c.draws is None else int(np.isfinite(c.draws).sum())
             family.setdefault(c.metric, []).append((len(checks), resamples))
             checks.append(Check(**common, margin=margin, passed=None, reason="", p_value=p))
@@ -270,11 +289,20 @@ def decide(comparisons: Iterable[Comparison], settings: EvaluationSettings | Non
         adjusted = holm([checks[i].p_value or 1.0 for i, _ in members])
         m = len(members)
         for (i, resamples), a in zip(members, adjusted, strict=True):
-            ok = a < ALPHA
-            reason = f"Holm-adjusted p {a:.4f} {'<' if ok else '>='} {ALPHA:g} over {m} slice(s)"
-            if not ok and m / (resamples + 1) >= ALPHA:  # even p = 1 / (resamples + 1) cannot pass
+            regressed = a < ALPHA
+            side = f"-{checks[i].margin:g}" if checks[i].higher_is_better else f"+{checks[i].margin:g}"
+            if regressed:
+                reason = f"regressed beyond {side}: Holm-adjusted p {a:.4f} < {ALPHA:g} over {m} slice(s)"
+            else:
+                reason = f"no regression beyond {side} shown: Holm-adjusted p {a:.4f} over {m} slice(s)"
+            ok = not regressed
+            if resamples and m / (resamples + 1) >= ALPHA:  # even p = 1 / (resamples + 1) cannot show one
                 wanted = math.ceil(m / ALPHA)
-                reason += f"; too few resamples for {m} slices: raise FLYWHEEL_EVAL_RESAMPLES to {wanted}+"
+                ok = False
+                reason = (
+                    f"cannot judge: {resamples} resamples cannot show a regression on any of {m} slices "
+                    f"after Holm's correction; raise FLYWHEEL_EVAL_RESAMPLES to {wanted}+"
+                )
             status = PASSED if ok else FAILED
             checks[i] = replace(checks[i], passed=ok, reason=reason, adjusted_p_value=a, status=status)
     gated = [c for c in checks if c.passed is not None]

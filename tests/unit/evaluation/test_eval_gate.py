@@ -28,6 +28,7 @@ def _world(seed: int = 0) -> dict[str, np.ndarray]:
         "good": noisy(0.3),
         "fair": noisy(0.8),
         "poor": noisy(2.5),
+        "fair_too": noisy(0.8),  # as good as "fair", its own noise
         "segment": segment,
         "tiny": tiny,
     }
@@ -70,7 +71,23 @@ def test_better_overall_but_much_worse_on_one_slice_is_rejected_on_that_slice() 
     failed = {(c.name, c.slice) for c in decision.failed}
     assert ("auc", "segment=new") in failed
     assert ("auc", "all") not in failed and ("auc", "segment=returning") not in failed
-    assert "Holm-adjusted p" in next(c.reason for c in decision.failed if c.slice == "segment=new")
+    reason = next(c.reason for c in decision.failed if c.slice == "segment=new")
+    assert reason.startswith("regressed beyond -0.01: Holm-adjusted p") and "over 3 slice(s)" in reason
+
+
+def test_a_slice_too_noisy_to_prove_anything_does_not_block_a_similar_candidate() -> None:
+    # 1,500 rows: the slice's interval is wider than its margin both ways, so it can neither show the
+    # candidate no worse nor show it worse. Only a shown regression blocks.
+    w = _world()
+    few = np.where(np.arange(N) < 1500, "few", "many")
+    comparisons = compare_models(
+        w["y"], w["fair_too"], w["fair"], slices={"group": few}, min_slice_rows=1000, resamples=400, seed=0
+    )
+    auc = next(c for c in comparisons if c.metric == "auc" and c.slice == "group=few")
+    assert auc.difference.lower < -SETTINGS.auc_margin < auc.difference.upper  # unproven either way
+    decision = decide(comparisons, SETTINGS)
+    checked = next(c for c in decision.checks if c.name == "auc" and c.slice == "group=few")
+    assert checked.passed is True and checked.reason.startswith("no regression beyond -0.01 shown")
 
 
 def test_a_tiny_slice_is_reported_too_small_and_not_gated() -> None:
@@ -98,12 +115,12 @@ def test_the_p_value_counts_draws_beyond_the_margin_on_the_losing_side() -> None
 
 
 def test_too_few_resamples_for_holm_say_so() -> None:
-    draws = np.full(100, 0.05)
+    draws = np.full(100, -0.05)  # every slice clearly worse
     slices = [
-        Comparison("auc", f"c={i}", 5000, Estimate(0.8), Estimate(0.75), Estimate(0.05, 0.05, 0.05), draws)
+        Comparison("auc", f"c={i}", 5000, Estimate(0.75), Estimate(0.8), Estimate(-0.05, -0.05, -0.05), draws)
         for i in range(4)
     ]
-    decision = decide(slices, EvaluationSettings())  # 4 slices x 1/101 >= 0.025: none can pass
+    decision = decide(slices, EvaluationSettings())  # 4 slices x 1/101 >= 0.025: none can show it
     assert not decision.passed
     assert "raise FLYWHEEL_EVAL_RESAMPLES to 160+" in decision.failed[0].reason
 
