@@ -53,9 +53,12 @@ def judge(
     the verdict to Prometheus, then bless or reject it with every reason.
 
     A version that is no longer a candidate (a rerun after its verdict) is not judged again: its recorded
-    status is returned. The status moves last, so a task that fails before it leaves the version to a retry.
+    status is returned. A version whose model folder lacks its files can never be scored: it is rejected
+    with that reason. The status moves last, so a task that fails before it (no held-out window yet, the
+    baseline's files missing) leaves the version to a retry or the next run.
     """
     from flywheel.evaluation.evaluate import evaluate
+    from flywheel.evaluation.scoring import MissingArtifacts, check_artifacts
     from flywheel.registry import get_version, set_status
     from flywheel.warehouse import open_warehouse
 
@@ -65,6 +68,13 @@ def judge(
     if model.status != "candidate":
         log.info("%s is already %s: not judged again", version, model.status)
         return {"version": version, "status": model.status, "passed": model.status == "blessed"}
+    try:
+        check_artifacts(model)
+    except MissingArtifacts as exc:  # it can never be scored: rejected, not retried forever
+        log.error("%s cannot be judged: %s", version, exc)
+        export_metrics(version, None, False, 0, settings=settings)
+        set_status(version, "rejected", warehouse, reason=f"not judged: {exc}", run_id=run_id)
+        return {"version": version, "status": "rejected", "passed": False, "failed": ["artifacts"]}
     result = evaluate(version, champion=params.get("champion") or None, settings=settings)
     decision = result.decision
     against = f"against {result.champion}" if result.champion else "on the first model's absolute thresholds"

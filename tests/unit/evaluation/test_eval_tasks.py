@@ -52,6 +52,21 @@ def test_a_version_already_judged_is_not_judged_again(home: Settings) -> None:
     assert judge(v2, {}, "rerun", home) == {"version": v2, "status": "rejected", "passed": False}
 
 
+def test_a_candidate_without_its_model_files_is_rejected_with_the_reason(home: Settings) -> None:
+    from flywheel.registry import get_version, history
+
+    version = _register(home, 1)
+    result = judge(version, {}, "run-1", home)
+    assert result == {"version": version, "status": "rejected", "passed": False, "failed": ["artifacts"]}
+    warehouse = open_warehouse(home.warehouse_url)
+    assert get_version(version, warehouse).status == "rejected"
+    last = history(version, warehouse)[-1]
+    assert last.run_id == "run-1" and last.reason.startswith(
+        f"not judged: version {version} has no artifacts"
+    )
+    assert (home.home / "metrics" / "flywheel_evaluation.prom").is_file()
+
+
 def _check(name: str, slice_: str, passed: bool, reason: str) -> Check:
     return Check(
         name, slice_, 0.7, 0.72, -0.02, -0.03, -0.01, 0.01, passed, reason, PASSED if passed else FAILED
