@@ -187,9 +187,22 @@ def _against_champion(c: Comparison, margin: float) -> tuple[bool, str]:
         return False, "no interval for the difference (no clicks, or not resampled): no evidence, so it fails"
     if c.higher_is_better:
         ok = d.lower > -margin
-        return ok, f"lower bound {d.lower:+.4f} {'>' if ok else '<='} -{margin:g} (higher is better)"
-    ok = d.upper < margin
-    return ok, f"upper bound {d.upper:+.4f} {'<' if ok else '>='} +{margin:g} (lower is better)"
+        reason = f"lower bound {d.lower:+.4f} {'>' if ok else '<='} -{margin:g} (higher is better)"
+        shown_worse = d.upper <= -margin
+    else:
+        ok = d.upper < margin
+        reason = f"upper bound {d.upper:+.4f} {'<' if ok else '>='} +{margin:g} (lower is better)"
+        shown_worse = d.lower >= margin
+    if ok:
+        return ok, reason
+    if shown_worse:
+        return ok, f"{reason}: worse beyond the margin over the whole interval"
+    # Not shown worse, only not shown good enough: say what would settle it.
+    return ok, (
+        f"{reason}: inconclusive on {c.rows} {'requests' if c.metric.startswith('ctr@') else 'impressions'}, "
+        "the interval is wider than the margin; "
+        "hold out more hours (FLYWHEEL_EVAL_HELD_OUT_HOURS) or widen the margin"
+    )
 
 
 def _absolute(c: Comparison, settings: EvaluationSettings) -> Check:

@@ -151,3 +151,16 @@ def test_rows_are_what_record_evaluation_accepts() -> None:
     auc = next(r for r in rows if r["metric"] == "auc_difference" and r["slice"] == "all")
     assert auc["passed"] is False and auc["detail"]["margin"] == SETTINGS.auc_margin
     assert next(r for r in rows if r["metric"] == "auc" and r["slice"] == "all")["passed"] is None
+
+
+def test_a_failed_check_says_whether_it_is_worse_or_only_unproven() -> None:
+    worse = Comparison(
+        "auc", "all", 5000, Estimate(0.70), Estimate(0.75), Estimate(-0.05, -0.07, -0.03), np.full(100, -0.05)
+    )
+    unproven = Comparison(
+        "ctr@5", "all", 800, Estimate(0.11), Estimate(0.11), Estimate(0.0, -0.02, 0.02), np.zeros(100)
+    )
+    checks = {c.name: c for c in decide([worse, unproven], EvaluationSettings()).checks}
+    assert checks["auc"].reason.endswith("worse beyond the margin over the whole interval")
+    assert "inconclusive on 800 requests" in checks["ctr@5"].reason
+    assert "FLYWHEEL_EVAL_HELD_OUT_HOURS" in checks["ctr@5"].reason
