@@ -10,6 +10,9 @@ candidate in `registry.model_versions`:
    subprocess (default) or as a pod on a GPU node (`backend = kubernetes`); a retry resumes the search;
 3. `register_candidate` — the best model's TorchScript, feature spec and metadata; updates `model_candidate`.
 
+The window ends where the evaluation's held-out hours begin (the newest `FLYWHEEL_EVAL_HELD_OUT_HOURS`
+published hours), so `evaluate_model` judges every candidate on hours it never saw.
+
 Started by the `retrain_requested` asset (drift) or weekly, Monday 03:00 UTC (`FLYWHEEL_TRAIN_CRON`).
 Trigger with a form to change the budget, epochs, window or backend.
 """
@@ -60,7 +63,9 @@ TRAIN_CRON = TRAINING.cron
             48, type="integer", minimum=1, description="hours of impressions to learn from"
         ),
         "window_end": Param(
-            None, type=["null", "string"], description="ISO end of the window (default: data)"
+            None,
+            type=["null", "string"],
+            description="ISO end of the window (default: data; never past the held-out hours)",
         ),
         "backend": Param("local", enum=["local", "kubernetes"], description="where the search runs"),
         "seed": Param(0, type="integer"),

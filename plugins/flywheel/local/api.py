@@ -122,10 +122,12 @@ class AirflowAPI:
             if not page["task_instances"] or len(found) >= page["total_entries"]:
                 return found
 
-    def task_result(self, dag_id: str, run_id: str, task_id: str) -> Any:
-        """What a finished task returned (its ``return_value`` XCom), as JSON."""
+    def task_result(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> Any:
+        """What a finished task (of a mapped task: its ``map_index``-th instance) returned, as JSON."""
         entry = self.request(
-            "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
+            "GET",
+            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value",
+            params={"map_index": map_index},
         )
         value = entry.get("value")
         if isinstance(value, str):
@@ -151,15 +153,16 @@ class AirflowAPI:
         500 on ``GET /assets/events`` while a run an event created is still queued (apache/airflow#71360).
         """
         deadline = time.monotonic() + timeout
-        seen: set[str] = set()
+        seen: set[tuple[str, int]] = set()
         while time.monotonic() < deadline:
             if check:
                 check()
             for ti in self.task_instances(dag_id, task_id, state="success"):
-                if ti["dag_run_id"] in seen:
+                key = (ti["dag_run_id"], ti.get("map_index", -1))
+                if key in seen:
                     continue
-                seen.add(ti["dag_run_id"])
-                value = self.task_result(dag_id, ti["dag_run_id"], task_id)
+                seen.add(key)
+                value = self.task_result(dag_id, ti["dag_run_id"], task_id, ti.get("map_index", -1))
                 if done(value):
                     return ti, value
             failed = self.dag_runs(dag_id, state="failed")
@@ -177,12 +180,14 @@ class AirflowAPI:
             json={"dry_run": False, "dag_run_id": run_id, "only_failed": False, "reset_dag_runs": True},
         )
 
-    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+    def task_log(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1
+    ) -> str:
         """The task's log as text, one structured entry per line."""
         body = self.request(
             "GET",
             f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
-            params={"full_content": True},
+            params={"full_content": True, "map_index": map_index},
         )
         lines = []
         for entry in body.get("content", []):

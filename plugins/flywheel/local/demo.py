@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 #: The demo replays a fixed stretch of simulated time, so its output is the same on every machine.
 DEMO_START = datetime(2026, 1, 1)
 #: The DAGs the demo lets the scheduler run (new DAGs start paused).
-DEMO_DAGS = ("ingest_events", "build_features", "detect_drift", "train_model")
+DEMO_DAGS = ("ingest_events", "build_features", "detect_drift", "train_model", "evaluate_model")
 #: Training settings for the demo's two searches (a deployment sets its own).
 DEMO_TRAINING_ENV = {
     "FLYWHEEL_TRAIN_CRON": "",
@@ -44,6 +44,7 @@ SUMMARY_TABLES = [
     "quarantine.validations",
     "features.published_hours",
     "registry.model_versions",
+    "registry.evaluations",
     "monitoring.feature_drift",
     "monitoring.retrain_requests",
 ]
@@ -180,7 +181,9 @@ def _first_model(api: AirflowAPI, procs: AirflowProcesses, drift_at: int) -> Non
     window_end = DEMO_START + timedelta(hours=drift_at)
     _say(f"training the first model on the 24 h before hour {drift_at} (train_model, Ray Tune) ...")
     api.trigger("train_model", conf={"window_end": window_end.isoformat(), "window_hours": 24})
-    _say(f"  {_model_line(_wait_for_training(api, procs, 1))}")
+    registered = _wait_for_training(api, procs, 1)
+    _say(f"  {_model_line(registered)}")
+    _say(f"  {_verdict_line(_wait_for_verdict(api, procs, registered['version']))}")
 
 
 def _drift_and_retrain(api: AirflowAPI, procs: AirflowProcesses, drift_at: int, hours: int) -> None:
@@ -195,7 +198,30 @@ def _drift_and_retrain(api: AirflowAPI, procs: AirflowProcesses, drift_at: int, 
     drifting = ", ".join(f"{f} PSI {v:.2f}" for f, v in request["features"].items())
     _say(f"  drift confirmed in the window ending {request['window_end']}: {drifting}")
     _say("  retrain_requested -> train_model (asset-triggered) ...")
-    _say(f"  {_model_line(_wait_for_training(api, procs, 2))}")
+    registered = _wait_for_training(api, procs, 2)
+    _say(f"  {_model_line(registered)}")
+    _say(f"  {_verdict_line(_wait_for_verdict(api, procs, registered['version']))}")
+
+
+def _wait_for_verdict(api: AirflowAPI, procs: AirflowProcesses, version: str) -> dict:
+    """The ``judge`` result of ``version``: model_candidate -> evaluate_model (asset-triggered)."""
+    _say(f"  model_candidate -> evaluate_model judges {version} on the held-out hours ...")
+    _ti, verdict = api.wait_for_task_result(
+        "evaluate_model",
+        "judge",
+        lambda value: isinstance(value, dict) and value.get("version") == version,
+        timeout=900,
+        check=procs.check_alive,
+    )
+    return verdict
+
+
+def _verdict_line(verdict: dict) -> str:
+    against = f"against {verdict['baseline']}" if verdict.get("baseline") else "as the first model"
+    line = f"{verdict['version']} {verdict['status']} {against}"
+    if verdict.get("failed"):
+        line += f" (failed: {', '.join(verdict['failed'])})"
+    return f"{line}; report {verdict.get('report') or 'not written'}"
 
 
 def _model_line(registered: dict) -> str:

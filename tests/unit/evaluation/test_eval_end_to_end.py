@@ -10,12 +10,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
-from flywheel.artifacts.folder import MODEL_FILE, SPEC_FILE
-from flywheel.artifacts.spec import encode, fit_spec
 from flywheel.cli import main
 from flywheel.config import Settings, get_settings
 from flywheel.evaluation.evaluate import evaluate
@@ -39,37 +35,8 @@ class World:
     no_artifacts: str
 
 
-def _train(frame: pd.DataFrame, folder: Path, *, shuffle: bool) -> Path:
-    """A small DCN fitted for a few epochs of Adam (no Ray, no search), exported as training exports it."""
-    import torch
-
-    from flywheel.training.model import build_model, export_torchscript
-
-    torch.manual_seed(0)
-    spec = fit_spec(frame, id_buckets={"user_id": 512, "item_id": 256})
-    sparse, dense = (torch.from_numpy(a) for a in encode(frame, spec))
-    labels = frame["label"].to_numpy(dtype=np.float32)
-    if shuffle:
-        labels = np.random.default_rng(0).permutation(labels)
-    y = torch.from_numpy(labels)
-    model = build_model(spec.cardinalities, len(spec.numeric), {"mlp_width": 32, "embedding_dim": 8})
-    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
-    loss = torch.nn.BCEWithLogitsLoss()
-    generator = torch.Generator().manual_seed(0)
-    model.train()
-    for _ in range(4):
-        for batch in torch.randperm(len(y), generator=generator).split(512):
-            optimiser.zero_grad()
-            loss(model(sparse[batch], dense[batch]), y[batch]).backward()
-            optimiser.step()
-    folder.mkdir(parents=True)
-    spec.save(folder / SPEC_FILE)
-    export_torchscript(model.eval(), folder / MODEL_FILE)
-    return folder
-
-
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(tmp_path_factory: pytest.TempPathFactory, train_small_model) -> Iterator[World]:
     from flywheel.feature_store.store import training_set
     from flywheel.simulate.scenario import prepare_drift_world
 
@@ -89,7 +56,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         frame = training_set(*window, settings)
         versions = {}
         for name, shuffle in (("good", False), ("shuffled", True)):
-            folder = _train(frame, Path(settings.artifacts_dir) / "runs" / name / "model", shuffle=shuffle)
+            folder = train_small_model(
+                frame, Path(settings.artifacts_dir) / "runs" / name / "model", shuffle=shuffle
+            )
             versions[name] = register_candidate(
                 data_version=f"e2e-{name}",
                 artifact_uri=str(folder),
