@@ -1,5 +1,5 @@
 """Browser fixtures: Debian's Chromium driven headless by Playwright, recording what a user's console would
-show, and a full-page screenshot when a test fails. Reused by every test in tests/browser/."""
+show, and a full-page screenshot when a test fails. Reused by every test in this folder."""
 
 from __future__ import annotations
 
