@@ -212,11 +212,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             "rows": result.rows,
             "passed": decision.passed,
             "checks": checks,
+            "notes": decision.notes,
+            "attribution": result.attribution.as_dict() if result.attribution else None,
             "report": report,
         }
         print(json.dumps(summary, indent=2, default=str))
     else:
         print(decision.table())
+        if result.attribution:
+            a = result.attribution
+            top = ", ".join(f"{f.feature} {100 * f.candidate_share:.0f}%" for f in a.features[:3])
+            shift = (
+                "no champion" if a.shift is None else f"shift {a.shift:.3f} (reported from {a.threshold:g})"
+            )
+            print(f"\nattribution on {a.rows:,} rows: {top}; {shift}")
         print(f"\nevaluation {result.evaluation_id} ({result.rows} impressions): report {report}")
     return 0 if decision.passed else 1
 

@@ -58,6 +58,8 @@ VARIABLES: tuple[str, ...] = (
     "FLYWHEEL_EVAL_MIN_SLICE_ROWS",
     "FLYWHEEL_EVAL_MIN_AUC",
     "FLYWHEEL_EVAL_MAX_ECE",
+    "FLYWHEEL_EVAL_ATTRIBUTION_ROWS",
+    "FLYWHEEL_EVAL_ATTRIBUTION_SHIFT",
 )
 #: Other tools' variables that flywheel consults too (docs/configuration.md lists them apart).
 TOOL_VARIABLES: tuple[str, ...] = ("RAY_TMPDIR",)
@@ -262,6 +264,15 @@ class EvaluationSettings:
     min_auc: float = 0.6
     #: ... and the upper bound of its calibration error must stay within this.
     max_ece: float = 0.05
+    #: Held-out rows whose Shapley values are computed for each model (0: no attribution). With 2,000
+    #: rows the profile of one model on two samples of a window differs by a total variation distance of
+    #: about 0.01, at about 3 s per model on two idle cores (docs/evaluation.md, "Attribution").
+    attribution_rows: int = 2000
+    #: The total variation distance between the two models' normalised importance profiles from which the
+    #: shift is reported (never gated): nearly a third of the importance moved between features, e.g. one
+    #: falling from 40% to 10% of it. In benchmarks/evaluation.py sampling noise is about 0.01 and a
+    #: candidate trained on twice the champion's rows moved 0.19: 0.3 flags more than an ordinary retrain.
+    attribution_shift: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -400,6 +411,11 @@ def _evaluation() -> EvaluationSettings:
         min_slice_rows=_int("FLYWHEEL_EVAL_MIN_SLICE_ROWS", e.min_slice_rows, 1),
         min_auc=_float("FLYWHEEL_EVAL_MIN_AUC", e.min_auc, 0.0, high=1.0),
         max_ece=_float("FLYWHEEL_EVAL_MAX_ECE", e.max_ece, 0.0, above=True, high=1.0),
+        # 100k rows already take minutes per model; a total variation distance lies in (0, 1].
+        attribution_rows=_int("FLYWHEEL_EVAL_ATTRIBUTION_ROWS", e.attribution_rows, 0, 100_000),
+        attribution_shift=_float(
+            "FLYWHEEL_EVAL_ATTRIBUTION_SHIFT", e.attribution_shift, 0.0, above=True, high=1.0
+        ),
     )
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from flywheel.artifacts.storage import join
 from flywheel.config import Settings, get_settings
+from flywheel.evaluation.attribution import AttributionComparison, attribute_models
 from flywheel.evaluation.bootstrap import compare_models
 from flywheel.evaluation.gate import GateDecision, decide
 from flywheel.evaluation.heldout import held_out_window, load_held_out, requests_for_replay, slices
@@ -41,6 +42,9 @@ class Evaluation:
     decision: GateDecision
     #: The HTML report; None when nothing was recorded (``record=False``).
     report_uri: str | None
+    #: Both models' mean |Shapley value| per feature and the shift between them; None when
+    #: ``FLYWHEEL_EVAL_ATTRIBUTION_ROWS`` is 0.
+    attribution: AttributionComparison | None = None
 
     @property
     def passed(self) -> bool:
@@ -66,9 +70,12 @@ def evaluate(
     ``champion`` defaults to ``registry.baseline_for(candidate)``: the champion, or before any promotion the
     newest blessed version older than the candidate; with none (the first model) the gate applies its
     absolute thresholds. Both models score the same impressions; offline metrics (overall and per slice)
-    and the ranking replay get paired bootstrap intervals; ``gate.decide`` judges them. With ``record`` the
-    rows go to ``registry.evaluations`` (a rerun with the same ``evaluation_id`` replaces them) and the page
-    to ``<artifacts_dir>/evaluations/<evaluation_id>.html``.
+    and the ranking replay get paired bootstrap intervals; ``gate.decide`` judges them. Both models'
+    Shapley attributions on the same ``FLYWHEEL_EVAL_ATTRIBUTION_ROWS`` rows are compared
+    (``attribution.py``): a large shift becomes a note of the decision, reported, never gated. With
+    ``record`` the rows (the checks', then the attribution's) go to ``registry.evaluations`` (a rerun with
+    the same ``evaluation_id`` replaces them) and the page to
+    ``<artifacts_dir>/evaluations/<evaluation_id>.html``.
 
     The registry status is never changed here: blessing or rejecting the candidate is the DAG's step, so
     a dry run or a rerun cannot move a model through its lifecycle.
@@ -129,6 +136,11 @@ def evaluate(
         request_ids, clicked, order_value, cand_scores, champ_scores, resamples=ev.resamples, seed=ev.seed
     )
     decision = decide(comparisons, ev)
+    attribution = attribute_models(cand, champ, frame, settings)
+    note = attribution.note() if attribution else None
+    if note:
+        log.warning("%s: %s", cand.version, note)
+        decision = replace(decision, notes=[*decision.notes, note])
     champion_version = champ.version if champ else None
     evaluation_id = evaluation_id or default_evaluation_id(cand.version, champion_version, end)
     report_uri = None
@@ -136,7 +148,7 @@ def evaluate(
         record_evaluation(
             evaluation_id,
             cand.version,
-            decision.as_rows(),
+            decision.as_rows() + (attribution.as_rows() if attribution else []),
             baseline_version=champion_version,
             warehouse=warehouse,
         )
@@ -151,7 +163,15 @@ def evaluate(
             resamples=ev.resamples,
             seed=ev.seed,
             window=(start, end),
+            **(attribution.report_inputs() if attribution else {}),
         )
     return Evaluation(
-        evaluation_id, cand.version, champion_version, (start, end), len(frame), decision, report_uri
+        evaluation_id,
+        cand.version,
+        champion_version,
+        (start, end),
+        len(frame),
+        decision,
+        report_uri,
+        attribution,
     )

@@ -52,6 +52,8 @@ class GateDecision:
 
     passed: bool
     checks: list[Check] = field(default_factory=list)
+    #: Findings reported beside the checks, never gated (e.g. a large shift in attribution).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[Check]:
@@ -79,7 +81,15 @@ class GateDecision:
         lines.insert(1, "  ".join("-" * w for w in widths))
         verdict = "PASSED" if self.passed else f"REJECTED ({len(self.failed)} failed check(s))"
         reasons = [f"- {c.name} on {c.slice}: {c.reason}" for c in ordered if c.passed is False]
-        return "\n".join([f"gate {verdict}", *lines, *(["", "why:", *reasons] if reasons else [])])
+        notes = [f"- {note}" for note in self.notes]
+        return "\n".join(
+            [
+                f"gate {verdict}",
+                *lines,
+                *(["", "why:", *reasons] if reasons else []),
+                *(["", "notes (reported, not gated):", *notes] if notes else []),
+            ]
+        )
 
     def as_rows(self) -> list[dict[str, Any]]:
         """Rows for ``flywheel.registry.record_evaluation``: ``<metric>`` (the candidate's value and interval)

@@ -233,7 +233,7 @@ def attribution_plot(candidate: Mapping[str, float], champion: Mapping[str, floa
             rows.append(dict(label=label, value=value, colour=colour, note=note, dash=dash))
     shown = f" (the {MAX_FEATURES} largest of {len(names)})" if len(names) > MAX_FEATURES else ""
     label = f"Mean |attribution| per feature{shown}: " + " beside ".join(m[0] for m in models[: len(both)])
-    return bars_plot("attribution", label, "mean |attribution|", rows)
+    return bars_plot("attribution", label, "mean |Shapley value| of the click logit", rows)
 
 
 def ordered(checks: Sequence[Check]) -> list[Check]:
@@ -272,12 +272,18 @@ def render_report(
     window: tuple[object, object] | None = None,
     candidate_attribution: Mapping[str, float] | None = None,
     champion_attribution: Mapping[str, float] | None = None,
+    attribution_rows: int | None = None,
+    attribution_shift: float | None = None,
+    attribution_threshold: float | None = None,
 ) -> str:
     """The evaluation page: the decision in one sentence, ROC and calibration curves of both models on the
     held-out ``labels``, slice bars and the gate's table from ``decision``, and the attribution.
 
     ``champion_scores`` None: the first model, drawn alone. ``window``: the held-out hours (start, end).
-    ``*_attribution``: mean |attribution| per feature; None when it was not computed. 100k rows render in
+    ``*_attribution``: mean |attribution| per feature; None when it was not computed; ``attribution_rows``
+    the rows it was computed on, ``attribution_shift`` the distance between the two profiles and
+    ``attribution_threshold`` the one from which it is reported (``flywheel.evaluation.attribution``).
+    ``decision.notes`` are listed under the verdict. 100k rows render in
     about 0.1 s into about 40 kB; every value from the data is escaped by the template's autoescape.
     """
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -308,6 +314,10 @@ def render_report(
         slices=slice_plots(decision),
         too_small=[c for c in checks if c.slice != ALL and c.status == TOO_SMALL],
         attribution=attribution,
+        attribution_rows=attribution_rows,
+        attribution_shift=attribution_shift,
+        attribution_threshold=attribution_threshold,
+        notes=list(decision.notes),
         checks=checks,
         status_text=STATUS_TEXT,
         fmt=_fmt,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -253,3 +254,34 @@ def test_a_100k_row_evaluation_renders_in_seconds_into_a_small_page() -> None:
     _, svgs = _parse(page)
     assert all(len(c.get("points").split()) <= MAX_ROC_POINTS for c in _curves(svgs["roc"]))
     assert len(_bars(svgs["attribution"])) == 25  # the 25 largest features, the candidate's only
+
+
+def test_the_attribution_shift_and_the_decision_notes_are_on_the_page() -> None:
+    w = _world(5_000)
+    inputs = _inputs(w, w["good"], w["fair"])
+    note = "attribution shifted: total variation distance 0.412 >= 0.2 <between> the profiles"
+    inputs["decision"] = replace(inputs["decision"], notes=[note])
+    page = render_report(
+        **inputs,
+        candidate_attribution={"item_price": 0.5, "user_id": 0.1},
+        champion_attribution={"item_price": 0.1, "user_id": 0.5},
+        attribution_rows=2000,
+        attribution_shift=0.412,
+        attribution_threshold=0.2,
+    )
+    tags, svgs = _parse(page)
+    header = page.split("<main>")[0]
+    assert "Note (reported, not gated): attribution shifted" in header and "&lt;between&gt;" in header
+    section = page.split('id="attribution"')[1].split("</section>")[0]
+    assert "on 2,000 held-out rows, the same for both models" in section
+    assert 'class="shifted">' in section and "total variation distance <strong>0.412</strong>" in section
+    assert "a large shift (reported, not gated)" in section
+    assert len(_bars(svgs["attribution"])) == 4 and page.count("<h2>") == 4
+    assert "mean |Shapley value| of the click logit" in ET.tostring(svgs["attribution"], encoding="unicode")
+    small = render_report(
+        **inputs, candidate_attribution={"item_price": 0.5}, attribution_shift=0.05, attribution_threshold=0.2
+    )
+    assert "no large shift" in small and 'class="shifted"' not in small
+    first = _inputs(w, w["good"], None)
+    page = render_report(**first, candidate_attribution={"item_price": 0.5}, attribution_rows=2000)
+    assert "No champion's attribution to compare with" in page and "same for both" not in page

@@ -16,6 +16,15 @@ def test_defaults_and_typed_values(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (evaluation.resamples, evaluation.auc_margin, evaluation.held_out_hours) == (2000, 0.02, 6)
 
 
+def test_attribution_is_on_by_default_and_zero_rows_turn_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    evaluation = get_settings().evaluation
+    assert (evaluation.attribution_rows, evaluation.attribution_shift) == (2000, 0.3)
+    monkeypatch.setenv("FLYWHEEL_EVAL_ATTRIBUTION_ROWS", "0")
+    monkeypatch.setenv("FLYWHEEL_EVAL_ATTRIBUTION_SHIFT", "0.5")
+    evaluation = get_settings().evaluation
+    assert (evaluation.attribution_rows, evaluation.attribution_shift) == (0, 0.5)
+
+
 @pytest.mark.parametrize(
     ("name", "bad"),
     [
@@ -30,6 +39,10 @@ def test_defaults_and_typed_values(monkeypatch: pytest.MonkeyPatch) -> None:
         ("FLYWHEEL_EVAL_MIN_SLICE_ROWS", "0"),
         ("FLYWHEEL_EVAL_MIN_AUC", "1.5"),
         ("FLYWHEEL_EVAL_MAX_ECE", "0"),
+        ("FLYWHEEL_EVAL_ATTRIBUTION_ROWS", "-1"),
+        ("FLYWHEEL_EVAL_ATTRIBUTION_ROWS", "all"),
+        ("FLYWHEEL_EVAL_ATTRIBUTION_SHIFT", "0"),
+        ("FLYWHEEL_EVAL_ATTRIBUTION_SHIFT", "1.5"),
     ],
 )
 def test_a_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, bad: str) -> None:
