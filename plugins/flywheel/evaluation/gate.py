@@ -319,12 +319,16 @@ def decide(comparisons: Iterable[Comparison], settings: EvaluationSettings | Non
             else:
                 reason = f"no regression beyond {side} shown: Holm-adjusted p {a:.4f} over {m} slice(s)"
             ok = not regressed
-            if resamples and m / (resamples + 1) >= ALPHA:  # even p = 1 / (resamples + 1) cannot show one
+            raw = checks[i].p_value if checks[i].p_value is not None else 1.0
+            if resamples and m / (resamples + 1) >= ALPHA and raw < ALPHA:
+                # A regression before the correction that no p-value this coarse can confirm after it
+                # (even p = 1 / (resamples + 1) is too large): not judged as a pass.
                 wanted = math.ceil(m / ALPHA)
                 ok = False
                 reason = (
-                    f"cannot judge: {resamples} resamples cannot show a regression on any of {m} slices "
-                    f"after Holm's correction; raise FLYWHEEL_EVAL_RESAMPLES to {wanted}+"
+                    f"cannot judge: p {raw:.4f} < {ALPHA:g} before Holm's correction, but {resamples} "
+                    f"resamples cannot show a regression on any of {m} slices after it; raise "
+                    f"FLYWHEEL_EVAL_RESAMPLES to {wanted}+"
                 )
             status = PASSED if ok else FAILED
             checks[i] = replace(checks[i], passed=ok, reason=reason, adjusted_p_value=a, status=status)

@@ -123,6 +123,13 @@ def test_too_few_resamples_for_holm_say_so() -> None:
     decision = decide(slices, EvaluationSettings())  # 4 slices x 1/101 >= 0.025: none can show it
     assert not decision.passed
     assert "raise FLYWHEEL_EVAL_RESAMPLES to 160+" in decision.failed[0].reason
+    # Slices that show no regression even before the correction pass: too few resamples cannot confirm a
+    # regression, and there is none to confirm.
+    fine = [
+        Comparison("auc", f"c={i}", 5000, Estimate(0.85), Estimate(0.8), Estimate(0.05, 0.04, 0.06), -draws)
+        for i in range(4)
+    ]
+    assert decide(fine, EvaluationSettings()).passed
 
 
 def test_the_same_seed_gives_the_same_decision() -> None:
