@@ -24,8 +24,9 @@ system-deps:
 demo: $(STAMP)
 	$(BIN)/flywheel demo
 
+# --durations prints the slowest tests: where the 35-minute budget goes.
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -m "" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "" --durations=20 $(PYTEST_ARGS)
 
 # Unit, SQL and DAG tests only: no scheduler, no servers.
 test-fast: $(STAMP) system-deps

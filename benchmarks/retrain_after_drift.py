@@ -25,6 +25,7 @@ import argparse
 import logging
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -51,6 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-epochs", type=int, default=4, help="epochs per trial at most")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--verbose", action="store_true", help="log the pipeline's and the search's lines")
+    parser.add_argument(
+        "--keep-home", action="store_true", help="keep the temporary home (warehouse, models, report)"
+    )
     args = parser.parse_args(argv)
     numbers = ("impressions_per_hour", "train_hours", "held_out_hours", "budget", "max_epochs")
     for name in (*numbers, *(("challenger_hours",) if args.challenger_hours is not None else ())):
@@ -88,10 +92,22 @@ def ratio_interval(num: Any, den: Any) -> tuple[float, float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    home = tempfile.mkdtemp(prefix="flywheel-bench-retrain-")
+    try:
+        return measure(args, home)
+    finally:
+        # A run leaves about 100 MB (warehouse, feature store, models, Ray's results): removed unless asked.
+        if args.keep_home:
+            print(f"home kept for inspection: {home}")
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, home: str) -> int:
+    """Build the world in ``home``, train, judge, print; returns the exit status."""
     T, H, C = args.train_hours, args.held_out_hours, args.challenger_hours or args.train_hours
     onset = T + H
     hours = onset + C + H
-    home = tempfile.mkdtemp(prefix="flywheel-bench-retrain-")
     # Nothing of the user's is read or written: every FLYWHEEL_* variable is dropped, the home is temporary.
     for name in [n for n in os.environ if n.startswith("FLYWHEEL_")]:
         del os.environ[name]
@@ -242,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"gate, challenger against champion post-drift: {'PASSED' if post.passed else 'REJECTED'} "
         f"(failed checks: {failed}); report {post.report_uri}"
+        + ("" if args.keep_home else " (removed with the home; --keep-home keeps it)")
     )
     walls["total"] = time.perf_counter() - started
     print("wall time: " + "; ".join(f"{name} {seconds:.0f} s" for name, seconds in walls.items()))
@@ -249,4 +266,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())  # the temporary home is kept for inspection; it lives under the system temp dir
+    sys.exit(main())

@@ -5,7 +5,6 @@ started it."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -16,17 +15,6 @@ from flywheel.local.processes import AirflowProcesses, admin_api, airflow_cli
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 DAGS = Path(__file__).parent / "asset_dags"
-
-
-def _wait(predicate, what: str, procs: AirflowProcesses, timeout: float = 300):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        procs.check_alive()
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1)
-    raise TimeoutError(f"timed out waiting for {what}")
 
 
 def _run_states(api) -> list[tuple[str, str]]:
@@ -40,38 +28,35 @@ def test_asset_triggered_runs_complete_after_a_retry_and_after_a_clear(home: Set
         home, dags_folder=DAGS, setup=lambda env: airflow_cli(["dags", "unpause", "consume_signal"], env)
     ) as procs:
         api = admin_api(procs)
-        _wait(
+        procs.wait_for(
             lambda: api.request("GET", "/assets", params={"name_pattern": "flywheel_test_signal"})[
                 "total_entries"
             ],
             "the signal asset to be registered",
-            procs,
         )
         api.emit_asset_event("flywheel_test_signal", {"plan": "retry", "proceed": str(proceed)})
         # The first run's task has failed once; a second event arrives while it retries (Airflow holds it in
         # the asset queue until the run finishes, then creates a run that starts queued).
-        _wait(
+        procs.wait_for(
             lambda: [
                 t for t in api.task_instances("consume_signal", "consume") if (t["try_number"] or 0) >= 2
             ],
             "the first run's retry",
-            procs,
         )
         api.emit_asset_event("flywheel_test_signal", {"plan": "fail", "blocker": str(blocker)})
         proceed.write_text("go")
-        runs = _wait(
+        runs = procs.wait_for(
             lambda: (
                 (states := _run_states(api)) and [s for _, s in states] == ["success", "failed"] and states
             ),
             "the retried run to succeed and the blocked run to fail",
-            procs,
         )
         first, second = runs[0][0], runs[1][0]
         retried = api.task_result("consume_signal", first, "consume")
 
         blocker.unlink()  # the operator repairs the cause, then clears the failed run in the UI
         api.clear_run("consume_signal", second)
-        _wait(lambda: dict(_run_states(api)).get(second) == "success", "the cleared run to succeed", procs)
+        procs.wait_for(lambda: dict(_run_states(api)).get(second) == "success", "the cleared run to succeed")
         cleared = api.task_result("consume_signal", second, "consume")
         run_types = {r["dag_run_id"]: r["run_type"] for r in api.dag_runs("consume_signal")}
         api.close()

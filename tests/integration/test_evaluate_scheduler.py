@@ -6,7 +6,6 @@ slice), blesses a better one; each blessing updates ``model_blessed``, which sta
 from __future__ import annotations
 
 import shutil
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,17 +23,6 @@ HOURS, TRAIN_HOURS = 30, 24
 #: The category whose clicks the slice candidate learns shuffled: about 13% of impressions, so the model
 #: stays better than the baseline overall while it learns nothing about that category.
 CORRUPTED = "cat_01"
-
-
-def _wait(predicate, what: str, procs: AirflowProcesses, timeout: float = 300):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        procs.check_alive()
-        value = predicate()
-        if value:
-            return value
-        time.sleep(2)
-    raise TimeoutError(f"timed out waiting for {what}")
 
 
 def test_the_gate_judges_candidates_through_the_scheduler(
@@ -91,12 +79,11 @@ def test_the_gate_judges_candidates_through_the_scheduler(
 
     with AirflowProcesses(home, dags_folder=dags, setup=setup) as procs:
         api = admin_api(procs)
-        _wait(
+        procs.wait_for(
             lambda: api.request("GET", "/assets", params={"name_pattern": "model_candidate"})[
                 "total_entries"
             ],
             "the model_candidate asset to be registered",
-            procs,
         )
         # 1. The first candidates: the record without files, and the first real model (no baseline yet).
         api.emit_asset_event("model_candidate", {"version": baseline})

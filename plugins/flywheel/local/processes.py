@@ -17,8 +17,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from flywheel.config import Settings
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +208,20 @@ class AirflowProcesses:
                 MAX_RESTARTS,
             )
             self._launch(component)
+
+    def wait_for(
+        self, predicate: Callable[[], T | None], what: str, timeout: float = 300, every: float = 1.0
+    ) -> T:
+        """Poll ``predicate`` until it returns something truthy and return that, keeping the components alive
+        meanwhile (``check_alive``); ``TimeoutError`` naming ``what`` after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            value = predicate()
+            if value:
+                return value
+            time.sleep(every)
+        raise TimeoutError(f"timed out after {timeout:g} s waiting for {what} (logs: {self.log_dir})")
 
     def stop(self, grace: float = 20.0) -> None:
         """Stop every component and everything it forked (the whole process group)."""
