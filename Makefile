@@ -5,6 +5,9 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Triton and its python backend in a venv of their own: nvidia-pytriton pins numpy<2, Feast needs numpy>=2.
+SERVING_VENV  := .serving-venv
+SERVING_STAMP := $(SERVING_VENV)/.installed
 # pytest -n is not used: the integration tests start real services that want the machine to themselves.
 PYTEST_ARGS ?=
 
@@ -17,22 +20,28 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
+$(SERVING_STAMP): images/triton/requirements.txt
+	test -x $(SERVING_VENV)/bin/python || $(PYTHON) -m venv $(SERVING_VENV)
+	$(SERVING_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SERVING_VENV)/bin/python -m pip install --quiet -r images/triton/requirements.txt
+	touch $(SERVING_STAMP)
+
 # Debian packages the tests run for real (prometheus, promtool, pushgateway); a no-op once installed.
 system-deps:
 	bash scripts/system-deps.sh
 
-demo: $(STAMP)
+demo: $(STAMP) $(SERVING_STAMP)
 	$(BIN)/flywheel demo
 
 # --durations prints the slowest tests: where the 35-minute budget goes.
-test: $(STAMP) system-deps
+test: $(STAMP) $(SERVING_STAMP) system-deps
 	$(BIN)/python -m pytest -m "" --durations=20 $(PYTEST_ARGS)
 
 # Unit, SQL and DAG tests only: no scheduler, no servers.
 test-fast: $(STAMP) system-deps
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-up: $(STAMP)
+up: $(STAMP) $(SERVING_STAMP)
 	$(BIN)/flywheel up
 
 lint: $(STAMP)
@@ -41,7 +50,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/sqlfluff lint dbt/models sql $(wildcard plugins/flywheel/*/sql)
 
-bench: $(STAMP)
+bench: $(STAMP) $(SERVING_STAMP)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 # Refresh the lock after changing dependencies in pyproject.toml.

@@ -69,40 +69,10 @@ def warehouse_home(
         yield get_settings()
 
 
-def _train_small_model(frame, folder: Path, *, shuffle: bool = False, epochs: int = 4) -> Path:
-    """A small DCN fitted by a few epochs of Adam on ``frame`` (no Ray, no search), exported to ``folder``
-    as training exports it (``model.pt`` and ``feature_spec.json``); ``shuffle`` permutes the labels."""
-    import numpy as np
-    import torch
-
-    from flywheel.artifacts.folder import MODEL_FILE, SPEC_FILE
-    from flywheel.artifacts.spec import encode, fit_spec
-    from flywheel.training.model import build_model, export_torchscript
-
-    torch.manual_seed(0)
-    spec = fit_spec(frame, id_buckets={"user_id": 512, "item_id": 256})
-    sparse, dense = (torch.from_numpy(a) for a in encode(frame, spec))
-    labels = frame["label"].to_numpy(dtype=np.float32)
-    if shuffle:
-        labels = np.random.default_rng(0).permutation(labels)
-    y = torch.from_numpy(labels)
-    model = build_model(spec.cardinalities, len(spec.numeric), {"mlp_width": 32, "embedding_dim": 8})
-    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
-    loss = torch.nn.BCEWithLogitsLoss()
-    generator = torch.Generator().manual_seed(0)
-    model.train()
-    for _ in range(epochs):
-        for batch in torch.randperm(len(y), generator=generator).split(512):
-            optimiser.zero_grad()
-            loss(model(sparse[batch], dense[batch]), y[batch]).backward()
-            optimiser.step()
-    folder.mkdir(parents=True)
-    spec.save(folder / SPEC_FILE)
-    export_torchscript(model.eval(), folder / MODEL_FILE)
-    return folder
-
-
 @pytest.fixture(scope="session")
 def train_small_model():
-    """:func:`_train_small_model`: a real exported model in seconds, for evaluation tests."""
-    return _train_small_model
+    """:func:`flywheel.training.quick.train_quick_model`: a real exported model in seconds, for evaluation
+    and serving tests."""
+    from flywheel.training.quick import train_quick_model
+
+    return train_quick_model

@@ -10,3 +10,4 @@ FEATURES = Asset(name="features", uri="x-flywheel://warehouse/marts/features", g
 RETRAIN_REQUESTED = Asset(name="retrain_requested", uri="x-flywheel://monitoring/retrain", group="flywheel")
 MODEL_CANDIDATE = Asset(name="model_candidate", uri="x-flywheel://registry/candidate", group="flywheel")
 MODEL_BLESSED = Asset(name="model_blessed", uri="x-flywheel://registry/blessed", group="flywheel")
+MODEL_DEPLOYED = Asset(name="model_deployed", uri="x-flywheel://serving/deployed", group="flywheel")

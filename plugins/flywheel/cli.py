@@ -230,6 +230,37 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0 if decision.passed else 1
 
 
+def _cmd_triton(args: argparse.Namespace) -> int:
+    from flywheel.config import get_settings
+    from flywheel.serving.triton import triton_command
+
+    return triton_command(args.action, get_settings())
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a TCP port (1-65535)")
+    return port
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from flywheel.config import get_settings
+    from flywheel.serving.gateway import run_gateway
+
+    return run_gateway(get_settings(), host=args.host, port=args.port)
+
+
+def _cmd_traffic(args: argparse.Namespace) -> int:
+    from flywheel.config import get_settings
+    from flywheel.simulate.traffic import traffic_command
+
+    return traffic_command(args, get_settings())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flywheel", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -287,6 +318,27 @@ def build_parser() -> argparse.ArgumentParser:
     evl.add_argument("--format", choices=("table", "json"), default="table")
     evl.add_argument("--no-record", action="store_true", help="decide only: write no rows and no report")
     evl.set_defaults(func=_cmd_evaluate)
+
+    tri = sub.add_parser(
+        "triton",
+        help="start, stop or show the local Triton server (FLYWHEEL_TRITON_URL, FLYWHEEL_MODEL_REPOSITORY)",
+    )
+    tri.add_argument("action", choices=("start", "stop", "status"))
+    tri.set_defaults(func=_cmd_triton)
+
+    srv = sub.add_parser("serve", help="run the inference gateway (POST /v1/rank) until Ctrl-C")
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    srv.add_argument("--port", type=_port, default=8100, help="port to bind (default 8100)")
+    srv.set_defaults(func=_cmd_serve)
+
+    trf = sub.add_parser(
+        "traffic",
+        help="send simulated users to the gateway; their clicks on what it served land as events",
+    )
+    from flywheel.simulate.traffic import add_traffic_arguments
+
+    add_traffic_arguments(trf)
+    trf.set_defaults(func=_cmd_traffic)
     return parser
 
 

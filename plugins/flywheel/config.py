@@ -60,6 +60,20 @@ VARIABLES: tuple[str, ...] = (
     "FLYWHEEL_EVAL_MAX_ECE",
     "FLYWHEEL_EVAL_ATTRIBUTION_ROWS",
     "FLYWHEEL_EVAL_ATTRIBUTION_SHIFT",
+    "FLYWHEEL_SERVING_VENV",
+    "FLYWHEEL_MODEL_REPOSITORY",
+    "FLYWHEEL_TRITON_URL",
+    "FLYWHEEL_GATEWAY_URL",
+    "FLYWHEEL_SERVE_MAX_ITEMS",
+    "FLYWHEEL_CANARY_STATE",
+    "FLYWHEEL_PREDICTION_FLUSH_SECONDS",
+    "FLYWHEEL_CANARY_STEPS",
+    "FLYWHEEL_CANARY_MIN_REQUESTS",
+    "FLYWHEEL_CANARY_MIN_SECONDS",
+    "FLYWHEEL_CANARY_MAX_SECONDS",
+    "FLYWHEEL_CANARY_CTR_MARGIN",
+    "FLYWHEEL_CANARY_MAX_ERROR_RATE",
+    "FLYWHEEL_CANARY_P99_MS",
 )
 #: Other tools' variables that flywheel consults too (docs/configuration.md lists them apart).
 TOOL_VARIABLES: tuple[str, ...] = ("RAY_TMPDIR",)
@@ -276,6 +290,42 @@ class EvaluationSettings:
 
 
 @dataclass(frozen=True)
+class ServingSettings:
+    """Triton, the gateway and the canary (``FLYWHEEL_SERVING_*``, ``FLYWHEEL_CANARY_*``, docs/serving.md).
+
+    Paths left None here default under ``FLYWHEEL_HOME`` (see :func:`get_settings`).
+    """
+
+    #: The serving venv holding ``nvidia-pytriton`` (tritonserver and its python backend) and torch.
+    venv: Path = field(default_factory=lambda: PROJECT_ROOT / ".serving-venv")
+    #: Triton's model repository: one model per registry version (docs/serving.md, "Layout").
+    model_repository: Path | None = None
+    #: Triton's HTTP endpoint (host:port). ``flywheel triton start`` binds its port; gRPC and metrics
+    #: listen on the two ports after it, as Triton's own defaults (8000, 8001, 8002) do.
+    triton_url: str = "127.0.0.1:8000"
+    #: Where the gateway answers (``flywheel serve`` binds it; the DAG and ``flywheel traffic`` call it).
+    gateway_url: str = "http://127.0.0.1:8100"
+    #: The most candidates one ranking request may carry.
+    max_items: int = 1000
+    #: The shared canary state: a file replaced atomically (a path), or a ``redis://`` URL.
+    canary_state: str | None = None
+    #: How often the gateway closes a prediction log file in the landing zone (a file at most this old).
+    flush_seconds: float = 5.0
+    #: Canary traffic shares in percent, in order; the last must be 100.
+    canary_steps: tuple[int, ...] = (5, 10, 25, 50, 100)
+    #: A step is judged only after this many canary requests and this many seconds ...
+    canary_min_requests: int = 200
+    canary_min_seconds: float = 30.0
+    #: ... and rolls back when it cannot show non-inferiority within this many seconds.
+    canary_max_seconds: float = 300.0
+    #: Non-inferiority margin on the canary's CTR effect (clicks per shown item), by DID.
+    canary_ctr_margin: float = 0.02
+    #: Guards, checked every few seconds during a step: a breach rolls back at once.
+    canary_max_error_rate: float = 0.01
+    canary_p99_ms: float = 100.0
+
+
+@dataclass(frozen=True)
 class Settings:
     """Where flywheel keeps its state and how each stage is tuned; read from the environment.
 
@@ -300,6 +350,7 @@ class Settings:
     feature_store: FeatureStoreBackend = field(default_factory=FeatureStoreBackend)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+    serving: ServingSettings = field(default_factory=ServingSettings)
 
     @property
     def dags_folder(self) -> Path:
@@ -419,6 +470,64 @@ def _evaluation() -> EvaluationSettings:
     )
 
 
+def _host_port(name: str, default: str) -> str:
+    text = _text(name, default)
+    host, _, port = text.removeprefix("http://").rstrip("/").rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(name, text, "is not host:port", default)
+    return f"{host}:{port}"
+
+
+def _canary_steps() -> tuple[int, ...]:
+    text = _optional("FLYWHEEL_CANARY_STEPS")
+    if text is None:
+        return ServingSettings.canary_steps
+    try:
+        steps = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        steps = ()
+    if (
+        not steps
+        or steps[-1] != 100
+        or any(not 0 < s <= 100 for s in steps)
+        or list(steps) != sorted(set(steps))
+    ):
+        raise SettingsError(
+            "FLYWHEEL_CANARY_STEPS", text, "is not increasing percentages ending at 100", "5,10,25,50,100"
+        )
+    return steps
+
+
+def _serving(home: Path) -> ServingSettings:
+    s = ServingSettings
+    state = _optional("FLYWHEEL_CANARY_STATE")
+    if state and "://" in state:
+        _url("FLYWHEEL_CANARY_STATE", None, ("redis", "rediss"), "redis://127.0.0.1:6379/0")
+    elif state:
+        state = str(Path(state).expanduser().resolve())
+    gateway = _url("FLYWHEEL_GATEWAY_URL", s.gateway_url, ("http", "https"), s.gateway_url) or s.gateway_url
+    return ServingSettings(
+        venv=_path("FLYWHEEL_SERVING_VENV", s().venv),
+        model_repository=_path("FLYWHEEL_MODEL_REPOSITORY", home / "triton" / "models"),
+        triton_url=_host_port("FLYWHEEL_TRITON_URL", s.triton_url),
+        gateway_url=gateway.rstrip("/"),
+        max_items=_int("FLYWHEEL_SERVE_MAX_ITEMS", s.max_items, 1, 100_000),
+        canary_state=state or str(home / "serving" / "canary.json"),
+        flush_seconds=_float(
+            "FLYWHEEL_PREDICTION_FLUSH_SECONDS", s.flush_seconds, 0.0, above=True, high=3600
+        ),
+        canary_steps=_canary_steps(),
+        canary_min_requests=_int("FLYWHEEL_CANARY_MIN_REQUESTS", s.canary_min_requests, 1),
+        canary_min_seconds=_float("FLYWHEEL_CANARY_MIN_SECONDS", s.canary_min_seconds, 0.0),
+        canary_max_seconds=_float("FLYWHEEL_CANARY_MAX_SECONDS", s.canary_max_seconds, 1.0),
+        canary_ctr_margin=_float("FLYWHEEL_CANARY_CTR_MARGIN", s.canary_ctr_margin, 0.0, high=1.0),
+        canary_max_error_rate=_float(
+            "FLYWHEEL_CANARY_MAX_ERROR_RATE", s.canary_max_error_rate, 0.0, high=1.0
+        ),
+        canary_p99_ms=_float("FLYWHEEL_CANARY_P99_MS", s.canary_p99_ms, 0.0, above=True),
+    )
+
+
 def get_settings() -> Settings:
     """Read settings from the environment now (not cached: tests and CLI flags change it).
 
@@ -448,4 +557,5 @@ def get_settings() -> Settings:
         feature_store=_feature_store_backend(),
         metrics=_metrics(),
         evaluation=_evaluation(),
+        serving=_serving(home),
     )

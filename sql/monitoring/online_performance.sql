@@ -5,8 +5,12 @@
   attributed by impression, so a rerun after late clicks arrive sees them). AUC is the Mann-Whitney
   statistic: the mean rank of clicked predictions among all, ties given their average rank.
 
+  The gateway logs a score for every candidate it ranked; only those shown count when impressions_table is
+  given (the user saw the item: its impression_id is in the impressions). Without it every prediction
+  counts as shown.
+
   Identifiers: predictions_table (raw.predictions: prediction_id, impression_id, event_ts, model_version,
-               score); clicks_table (raw.clicks: click_id, impression_id, event_ts, user_id, item_id), or
+               score); impressions_table (raw.impressions: impression_id, ...), or none; clicks_table (raw.clicks: click_id, impression_id, event_ts, user_id, item_id), or
                none when no click has been loaded yet.
   Parameters:  :window_start, :window_end   predictions with window_start <= event_ts < window_end
   Output:      one row: impressions (distinct impressions predicted), predictions, clicks (clicked
@@ -21,7 +25,15 @@ window_predictions as (
         impression_id,
         score
     from {{ predictions_table }}
-    where event_ts >= :window_start and event_ts < :window_end
+    where
+        event_ts >= :window_start and event_ts < :window_end
+        {%- if impressions_table %}
+        and impression_id in (
+            select shown.impression_id
+            from {{ impressions_table }} as shown
+            where shown.event_ts >= :window_start
+        )
+        {%- endif %}
 ),
 
 clicked_impressions as (

@@ -56,21 +56,25 @@ def online_performance(
     *,
     predictions_table: str = "raw.predictions",
     clicks_table: str = "raw.clicks",
+    impressions_table: str = "raw.impressions",
 ) -> OnlinePerformance:
     """Compute the window's metrics and replace its row in ``monitoring.online_performance``.
 
-    Before serving has logged anything (no ``raw.predictions`` yet) the row records zero predictions and
+    Only predictions of shown items count (their impression is in ``impressions_table``): the gateway scores
+    every candidate, users see the top of the ranking. Before serving has logged anything (no ``raw.predictions`` yet) the row records zero predictions and
     NULL rates, so the table still shows that the window was checked.
     """
     window_start, window_end = naive_utc(window_start), naive_utc(window_end)
     validate_identifier(predictions_table)
     validate_identifier(clicks_table)
+    validate_identifier(impressions_table)
     params = {"window_start": window_start, "window_end": window_end}
     if warehouse.table_exists(predictions_table):
         sql = render_sql(
             PERFORMANCE_SQL,
             predictions_table=predictions_table,
             clicks_table=clicks_table if warehouse.table_exists(clicks_table) else None,
+            impressions_table=impressions_table if warehouse.table_exists(impressions_table) else None,
         )
         row = warehouse.read_arrow(sql, params).to_pylist()[0]
     else:

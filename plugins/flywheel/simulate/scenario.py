@@ -20,11 +20,13 @@ def prepare_drift_world(
     impressions_per_hour: int = 800,
     reference_hours: tuple[int, int] = (24, 48),
     seed: int = 7,
+    start: datetime = START,
 ) -> str:
     """Fill the warehouse of ``settings`` and register a model trained on ``reference_hours``; its version.
 
     The model record stands in for a trained one (no search is run): drift detection only reads its
-    training window, through the reference profile stored under its version.
+    training window, through the reference profile stored under its version. ``start`` is the first
+    simulated hour (serving tests start it a day before now, so online features are fresh).
     """
     from flywheel.features.dbt import run_dbt
     from flywheel.ingest.load import load_events
@@ -36,7 +38,7 @@ def prepare_drift_world(
 
     settings.ensure_dirs()
     config = SimulationConfig(
-        start=START,
+        start=start,
         hours=hours,
         drift=drift,
         drift_at=drift_at,
@@ -44,11 +46,11 @@ def prepare_drift_world(
         seed=seed,
     )
     simulate(config, settings.landing_dir)
-    load_events(START, START + timedelta(hours=hours + 1), settings=settings)
+    load_events(start, start + timedelta(hours=hours + 1), settings=settings)
     run_dbt(["build"], settings)
     # As build_features leaves it once every gate passed: drift reads published hours only.
-    publish_hours(open_warehouse(settings.warehouse_url), START, START + timedelta(hours=hours), "scenario")
-    window = (START + timedelta(hours=reference_hours[0]), START + timedelta(hours=reference_hours[1]))
+    publish_hours(open_warehouse(settings.warehouse_url), start, start + timedelta(hours=hours), "scenario")
+    window = (start + timedelta(hours=reference_hours[0]), start + timedelta(hours=reference_hours[1]))
     version = register_candidate(
         data_version=f"scenario-{drift}-{seed}",
         artifact_uri=str(settings.artifacts_dir / "scenario-model"),

@@ -112,3 +112,38 @@ def test_auc_is_null_with_a_single_class(warehouse: Warehouse, load) -> None:
     )
     result = online_performance(warehouse, START, END)  # no raw.clicks table: nothing clicked
     assert result.ctr == 0.0 and result.predicted_ctr == pytest.approx(0.3) and result.auc is None
+
+
+def test_only_shown_candidates_count_once_impressions_are_logged(warehouse: Warehouse, load) -> None:
+    # The gateway scores four candidates; the user is shown the top two, and clicks the second.
+    load(
+        "raw.predictions",
+        {
+            "prediction_id": (pa.string(), ["r-0", "r-1", "r-2", "r-3"]),
+            "impression_id": (pa.string(), ["r-0", "r-1", "r-2", "r-3"]),
+            "event_ts": (TS, [START] * 4),
+            "model_version": (pa.string(), ["v1"] * 4),
+            "score": (pa.float64(), [0.1, 0.4, 0.3, 0.05]),
+        },
+    )
+    load(
+        "raw.impressions",
+        {
+            "impression_id": (pa.string(), ["r-1", "r-2"]),
+            "event_ts": (TS, [START, START]),
+        },
+    )
+    load(
+        "raw.clicks",
+        {
+            "click_id": (pa.string(), ["c"]),
+            "impression_id": (pa.string(), ["r-2"]),
+            "event_ts": (TS, [START + timedelta(seconds=5)]),
+            "user_id": (pa.int64(), [1]),
+            "item_id": (pa.int64(), [2]),
+        },
+    )
+    result = online_performance(warehouse, START, END)
+    assert (result.predictions, result.impressions, result.clicks) == (2, 2, 1)
+    assert result.predicted_ctr == pytest.approx(0.35) and result.ctr == pytest.approx(0.5)
+    assert result.auc == pytest.approx(0.0)  # the clicked item (0.3) ranked below the unclicked one (0.4)

@@ -1,0 +1,158 @@
+"""Deployment through a real Airflow, a real Triton and the gateway under steady simulated traffic:
+``deploy_model`` puts the first model in service after its smoke test, rolls back a canary of a model trained
+on shuffled clicks (forced past the gate for the test) while the champion keeps all traffic, then promotes a
+good model through every canary step; no request fails on the way."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from flywheel.config import Settings, get_settings
+from flywheel.local.processes import AirflowProcesses, admin_api, airflow_cli, free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+
+ROOT = Path(__file__).resolve().parents[2]
+HOURS = 12
+RPS = 40
+
+
+def _serving_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    triton = free_port()
+    while any(_busy(p) for p in (triton + 1, triton + 2)):
+        triton = free_port()
+    monkeypatch.setenv("FLYWHEEL_TRITON_URL", f"127.0.0.1:{triton}")
+    monkeypatch.setenv("FLYWHEEL_GATEWAY_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("FLYWHEEL_PREDICTION_FLUSH_SECONDS", "1")
+    # Sized for 40 requests/s on this machine: a step is judged after 40 canary requests and 10 s, and a
+    # model clearly worse than the champion (about -0.05 CTR here) cannot show non-inferiority at 0.03.
+    monkeypatch.setenv("FLYWHEEL_CANARY_MIN_REQUESTS", "40")
+    monkeypatch.setenv("FLYWHEEL_CANARY_MIN_SECONDS", "10")
+    monkeypatch.setenv("FLYWHEEL_CANARY_MAX_SECONDS", "120")
+    monkeypatch.setenv("FLYWHEEL_CANARY_CTR_MARGIN", "0.03")
+
+
+def _busy(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_rollback_of_a_worse_model_and_promotion_of_a_good_one(
+    home: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, train_small_model
+) -> None:
+    from flywheel.feature_store.store import apply_and_materialize, training_set
+    from flywheel.local.serving import ServingStack
+    from flywheel.registry import deployments, get_version, register_candidate, set_status
+    from flywheel.serving.repository import triton_model_name
+    from flywheel.serving.state import open_state
+    from flywheel.serving.triton import Triton
+    from flywheel.simulate.scenario import prepare_drift_world
+    from flywheel.simulate.traffic import run_traffic
+    from flywheel.warehouse import open_warehouse
+
+    _serving_env(monkeypatch)
+    settings = get_settings()
+    now = datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+    start = now - timedelta(hours=HOURS)
+    prepare_drift_world(
+        settings,
+        "none",
+        hours=HOURS,
+        drift_at=HOURS,
+        impressions_per_hour=3000,
+        reference_hours=(0, HOURS),
+        start=start,
+    )
+    apply_and_materialize(start, now, settings)
+    window = (start, now)
+    frame = training_set(*window, settings)
+    runs = Path(settings.artifacts_dir) / "runs"
+    folders = {
+        "champion": train_small_model(frame, runs / "champion"),
+        "shuffled": train_small_model(frame, runs / "shuffled", shuffle=True),
+        "good": train_small_model(frame, runs / "good", epochs=5),
+    }
+    warehouse = open_warehouse(settings.warehouse_url)
+    versions = {}
+    for name, folder in folders.items():
+        versions[name] = register_candidate(
+            data_version=f"deploy-{name}",
+            artifact_uri=str(folder),
+            params={"trained_on": name},
+            metrics={},
+            window=window,
+            warehouse=warehouse,
+        )
+        # Forced past the gate: this test is about the rollout, evaluate_model has its own.
+        set_status(versions[name], "blessed", warehouse, reason="blessed by the test")
+
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    shutil.copy(ROOT / "dags" / "deploy_model.py", dags)
+
+    def setup(env):
+        airflow_cli(["dags", "unpause", "deploy_model"], env)
+
+    stop = threading.Event()
+    reports = []
+    with ServingStack(settings) as stack, AirflowProcesses(home, dags_folder=dags, setup=setup) as procs:
+        api = admin_api(procs)
+
+        def deploy(version: str) -> dict:
+            run_id = api.trigger("deploy_model", conf={"version": version})
+
+            def finished() -> dict | None:
+                run = api.request("GET", f"/dags/deploy_model/dagRuns/{run_id}")
+                return run if run["state"] in ("success", "failed") else None
+
+            return procs.wait_for(finished, f"deploy_model of {version}", timeout=900, every=2.0)
+
+        first = deploy(versions["champion"])
+        assert first["state"] == "success", procs.log_dir
+        assert get_version(versions["champion"], warehouse).status == "champion"
+        # Steady users from now on; the minute before the next rollout is the DID's "before".
+        traffic = threading.Thread(
+            target=lambda: reports.append(
+                run_traffic(
+                    url=stack.gateway_url, rps=RPS, seconds=3600, seed=3, settings=settings, stop=stop
+                )
+            ),
+            daemon=True,
+        )
+        traffic.start()
+        before = time.monotonic() + 60
+        procs.wait_for(lambda: time.monotonic() > before, "a minute of champion-only traffic", timeout=90)
+
+        worse = deploy(versions["shuffled"])
+        assert worse["state"] == "failed"
+        assert get_version(versions["shuffled"], warehouse).status == "rolled_back"
+        assert get_version(versions["champion"], warehouse).status == "champion"
+        state = open_state(settings).read()
+        assert state.champion == versions["champion"] and state.canary is None and state.weight == 0
+        assert not Triton(settings.serving.triton_url).ready(versions["shuffled"])
+        rolled = deployments(versions["shuffled"], warehouse)
+        assert rolled and rolled[-1].decision == "rollback", rolled
+
+        good = deploy(versions["good"])
+        assert good["state"] == "success", procs.log_dir
+        assert get_version(versions["good"], warehouse).status == "champion"
+        assert get_version(versions["champion"], warehouse).status == "archived"
+        steps = deployments(versions["good"], warehouse)
+        shares = [round(s.traffic_share, 2) for s in steps if s.decision == "advance"]
+        assert shares == [0.05, 0.1, 0.25, 0.5, 1.0], steps
+        assert steps[-1].decision == "promote"
+        assert not Triton(settings.serving.triton_url).ready(versions["champion"])
+        assert (settings.serving.model_repository / triton_model_name(versions["good"])).is_dir()
+        stop.set()
+        traffic.join(timeout=60)
+    report = reports[0]
+    assert report.requests > 1000
+    assert report.failures == 0, report
