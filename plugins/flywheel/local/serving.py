@@ -13,11 +13,69 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from flywheel.config import Settings
 
 log = logging.getLogger(__name__)
+
+
+def serving_world(
+    settings: Settings,
+    models: dict[str, dict[str, Any]],
+    *,
+    hours: int = 6,
+    impressions_per_hour: int = 2000,
+    bless: bool = False,
+    export: bool = False,
+) -> dict[str, str]:
+    """A simulated world served now: ``hours`` of events up to this hour, ingested, built, published and
+    materialised into the online store (fresh features), and one quickly trained model per entry of
+    ``models`` (name -> keyword arguments of :func:`~flywheel.training.quick.train_quick_model`, e.g.
+    ``{"shuffle": True}``), registered; ``bless`` forces each past the gate, ``export`` writes each into
+    Triton's model repository. Returns name -> registry version. For tests, benchmarks and drills."""
+    from flywheel.feature_store.store import apply_and_materialize, training_set
+    from flywheel.registry import register_candidate, set_status
+    from flywheel.serving.repository import export_version
+    from flywheel.simulate.scenario import prepare_drift_world
+    from flywheel.training.quick import train_quick_model
+    from flywheel.warehouse import open_warehouse
+
+    now = datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+    start = now - timedelta(hours=hours)
+    prepare_drift_world(
+        settings,
+        "none",
+        hours=hours,
+        drift_at=hours,
+        impressions_per_hour=impressions_per_hour,
+        reference_hours=(0, hours),
+        start=start,
+    )
+    apply_and_materialize(start, now, settings)
+    frame = training_set(start, now, settings)
+    warehouse = open_warehouse(settings.warehouse_url)
+    versions = {}
+    for name, options in models.items():
+        folder = train_quick_model(frame, Path(settings.artifacts_dir) / "quick" / name, **options)
+        version = register_candidate(
+            data_version=f"quick-{name}",
+            artifact_uri=str(folder),
+            params={"quick": name, **options},
+            metrics={},
+            window=(start, now),
+            warehouse=warehouse,
+        )
+        if bless:
+            set_status(version, "blessed", warehouse, reason="forced past the gate (test or drill)")
+        if export:
+            assert settings.serving.model_repository is not None
+            export_version(version, folder, settings.serving.model_repository)
+        versions[name] = version
+    return versions
 
 
 class ServingStack:
