@@ -1,7 +1,8 @@
 """The event tables of the loop: their Arrow schemas and where their hourly files land.
 
-The simulator writes these files, ``ingest_events`` reads them, and the warehouse DDL mirrors them.
-The feature marts built from them are specified in ``dbt/README.md`` (the contract for dbt, GX and Feast).
+The simulator writes impressions, clicks and orders, the serving gateway predictions; ``ingest_events`` reads
+them all, and the warehouse DDL mirrors them. The feature marts built from them are specified in
+``dbt/README.md`` (the contract for dbt, GX and Feast).
 """
 
 from __future__ import annotations
@@ -45,6 +46,26 @@ EVENT_SCHEMAS: dict[str, pa.Schema] = {
             ("item_id", pa.int64()),
             ("quantity", pa.int32()),
             ("gmv", pa.float64()),
+        ]
+    ),
+    # Written by the serving gateway, not the simulator: one row per scored candidate of a ranking request.
+    # impression_id (= prediction_id) is f"{request_id}-{index}", index the item's place in the request's
+    # item_ids, so an item the user was shown joins its impression and clicks; position is the item's
+    # 1-based rank by score (the ranking served); user_hash is the stable hash the traffic split used.
+    "predictions": pa.schema(
+        [
+            ("prediction_id", pa.string()),
+            ("request_id", pa.string()),
+            ("impression_id", pa.string()),
+            ("event_ts", TS),
+            ("user_id", pa.int64()),
+            ("item_id", pa.int64()),
+            ("position", pa.int32()),
+            ("score", pa.float64()),
+            ("model_version", pa.string()),
+            ("bucket", pa.string()),
+            ("user_hash", pa.float64()),
+            ("latency_ms", pa.float64()),
         ]
     ),
 }

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from flywheel.config import Settings
-from flywheel.evaluation.causal import DidError, DidEstimate, did_estimate
+from flywheel.serving.causal import DidError, DidEstimate, did_estimate
 from flywheel.warehouse import Warehouse, open_warehouse
 
 TOLERANCE = 1e-9

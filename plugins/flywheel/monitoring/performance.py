@@ -61,8 +61,9 @@ def online_performance(
     """Compute the window's metrics and replace its row in ``monitoring.online_performance``.
 
     Only predictions of shown items count (their impression is in ``impressions_table``): the gateway scores
-    every candidate, users see the top of the ranking. Before serving has logged anything (no ``raw.predictions`` yet) the row records zero predictions and
-    NULL rates, so the table still shows that the window was checked.
+    every candidate, users see the top of the ranking. Before serving has logged anything (no
+    ``raw.predictions`` yet) the row records zero predictions and NULL rates, so the table still shows that
+    the window was checked.
     """
     window_start, window_end = naive_utc(window_start), naive_utc(window_end)
     validate_identifier(predictions_table)

@@ -76,7 +76,7 @@ def test_running_an_interval_twice_leaves_the_same_rows(warehouse_home: Settings
     once = _snapshot(warehouse_home)
     second = load_events(H0, H1)
     assert _snapshot(warehouse_home) == once
-    assert first.rows == second.rows == {"impressions": 65, "clicks": 6, "orders": 0}
+    assert first.rows == second.rows == {"impressions": 65, "clicks": 6, "orders": 0, "predictions": 0}
     assert once["impressions"][0] == 65  # the next hour's file was not touched
 
     load_events(H1, H1 + timedelta(hours=1))
@@ -99,7 +99,7 @@ def test_bad_files_are_quarantined_with_reasons_and_good_files_load(warehouse_ho
 
     report = load_events(H0, H1, run_id="test-run")
 
-    assert report.rows == {"impressions": 30, "clicks": 0, "orders": 0}
+    assert report.rows == {"impressions": 30, "clicks": 0, "orders": 0, "predictions": 0}
     reasons = {Path(q["file_path"]).name: q["reason"] for q in report.quarantined}
     assert set(reasons) == {"part-trunc.parquet", "part-missing.parquet", "part-late.parquet"}
     assert "unreadable Parquet file" in reasons["part-trunc.parquet"]

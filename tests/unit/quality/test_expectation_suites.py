@@ -15,6 +15,7 @@ GATED_TABLES = {
     "raw_impressions": ("raw.impressions", "event_ts", "move"),
     "raw_clicks": ("raw.clicks", "event_ts", "move"),
     "raw_orders": ("raw.orders", "event_ts", "move"),
+    "raw_predictions": ("raw.predictions", "event_ts", "move"),
     "marts_user_features": ("marts.user_features", "feature_ts", "copy"),
     "marts_item_features": ("marts.item_features", "feature_ts", "copy"),
     "marts_training_examples": ("marts.training_examples", "event_ts", "copy"),
