@@ -27,13 +27,13 @@ window_predictions as (
     from {{ predictions_table }}
     where
         event_ts >= :window_start and event_ts < :window_end
-        {%- if impressions_table %}
-        and impression_id in (
-            select shown.impression_id
-            from {{ impressions_table }} as shown
-            where shown.event_ts >= :window_start
-        )
-        {%- endif %}
+    {%- if impressions_table %}
+    and impression_id in (
+        select shown.impression_id
+        from {{ impressions_table }} as shown
+        where shown.event_ts >= :window_start
+    )
+    {%- endif %}
 ),
 
 clicked_impressions as (
