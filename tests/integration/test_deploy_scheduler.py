@@ -29,12 +29,18 @@ def _serving_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLYWHEEL_TRITON_URL", f"127.0.0.1:{triton}")
     monkeypatch.setenv("FLYWHEEL_GATEWAY_URL", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("FLYWHEEL_PREDICTION_FLUSH_SECONDS", "1")
-    # Sized for 40 requests/s on this machine: a step is judged after 40 canary requests and 10 s, and a
-    # model clearly worse than the champion (about -0.05 CTR here) cannot show non-inferiority at 0.03.
-    monkeypatch.setenv("FLYWHEEL_CANARY_MIN_REQUESTS", "40")
+    # Sized for 40 requests/s with Airflow, Triton, the gateway and the users on 2 cores: three steps (the
+    # default five need minutes of traffic at 5 %, docs/serving.md), each judged after 100 canary requests
+    # and 10 s. Users see 5 of 20 candidates, where ranking matters most: the shuffled model's loss is then
+    # larger than the 0.04 margin, and a good model's interval clears it in about 20 s at 20 %.
+    monkeypatch.setenv("FLYWHEEL_CANARY_STEPS", "20,50,100")
+    monkeypatch.setenv("FLYWHEEL_CANARY_MIN_REQUESTS", "100")
     monkeypatch.setenv("FLYWHEEL_CANARY_MIN_SECONDS", "10")
     monkeypatch.setenv("FLYWHEEL_CANARY_MAX_SECONDS", "120")
-    monkeypatch.setenv("FLYWHEEL_CANARY_CTR_MARGIN", "0.03")
+    monkeypatch.setenv("FLYWHEEL_CANARY_CTR_MARGIN", "0.04")
+    # A guard for this busy machine, not for production (100 ms): the p99 guard has its own drill
+    # (benchmarks/rollback_drill.py).
+    monkeypatch.setenv("FLYWHEEL_CANARY_P99_MS", "300")
 
 
 def _busy(port: int) -> bool:
@@ -121,7 +127,7 @@ def test_rollback_of_a_worse_model_and_promotion_of_a_good_one(
         assert get_version(versions["champion"], warehouse).status == "archived"
         steps = deployments(versions["good"], warehouse)
         shares = [round(s.traffic_share, 2) for s in steps if s.decision == "advance"]
-        assert shares == [0.05, 0.1, 0.25, 0.5, 1.0], steps
+        assert shares == [0.2, 0.5, 1.0], steps
         assert steps[-1].decision == "promote"
         assert not Triton(settings.serving.triton_url).ready(versions["champion"])
         assert (settings.serving.model_repository / triton_model_name(versions["good"])).is_dir()

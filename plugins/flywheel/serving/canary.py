@@ -23,8 +23,13 @@ from flywheel.events import hour_dir, hours_between, naive_utc
 GUARD_MIN_REQUESTS = 20
 #: Decisions a step may reach (the registry's DECISIONS): go on, collect more, or roll back.
 ADVANCE, HOLD, ROLLBACK = "advance", "hold", "rollback"
-#: Observed CTR over predicted CTR outside [1/x, x] means the canary's scores no longer mean probabilities.
+#: The canary's observed/predicted CTR ratio outside [1/x, x] times the champion's ratio means its scores no
+#: longer mean what the champion's do. Relative, because scores are computed at position 1 (serving) while
+#: users click across the positions shown: neither model's raw ratio is 1.
 CALIBRATION_FACTOR = 2.0
+#: The p99 guard fires only when the canary is also this much slower than the champion over the same minute:
+#: a machine that is slow for everyone is not the canary's fault, and rolling it back would not help.
+P99_CHAMPION_FACTOR = 1.5
 #: ... judged only once the canary's shown items were expected to earn this many clicks.
 CALIBRATION_MIN_EXPECTED_CLICKS = 30.0
 
@@ -36,8 +41,14 @@ class GuardLimits:
     min_requests: int = GUARD_MIN_REQUESTS
 
 
-def guard_breach(stats: dict[str, Any], version: str, limits: GuardLimits) -> str | None:
-    """Why ``version`` breaches a guard in the gateway's ``/v1/stats`` answer, or None while it holds."""
+def guard_breach(
+    stats: dict[str, Any], version: str, limits: GuardLimits, champion: str | None = None
+) -> str | None:
+    """Why ``version`` breaches a guard in the gateway's ``/v1/stats`` answer, or None while it holds.
+
+    Error rate: above the limit. p99 latency: above the limit and, when the champion served enough requests
+    in the same window, above :data:`P99_CHAMPION_FACTOR` times the champion's p99.
+    """
     entry = (stats.get("versions") or {}).get(version)
     if not entry:
         return None
@@ -53,6 +64,14 @@ def guard_breach(stats: dict[str, Any], version: str, limits: GuardLimits) -> st
             "(FLYWHEEL_CANARY_MAX_ERROR_RATE)"
         )
     p99 = entry.get("p99_ms")
+    base = (stats.get("versions") or {}).get(champion) if champion else None
+    if (
+        base
+        and int(base.get("window_requests") or 0) >= limits.min_requests
+        and base.get("p99_ms") is not None
+    ):
+        if p99 is not None and float(p99) <= P99_CHAMPION_FACTOR * float(base["p99_ms"]):
+            return None
     if p99 is not None and float(p99) > limits.p99_ms:
         return (
             f"p99 latency {float(p99):.1f} ms over {window} requests in the last "
@@ -239,7 +258,7 @@ def analyse_step(
         finally:
             con.close()
         canary_n, canary_ctr, canary_pred, expected_clicks = cells["canary"]
-        champion_n, champion_ctr, _, _ = cells["champion"]
+        champion_n, champion_ctr, champion_pred, _ = cells["champion"]
         base = {
             "weight": weight,
             "canary_requests": int(canary_n or 0),
@@ -253,17 +272,21 @@ def analyse_step(
         if (
             canary_ctr is not None
             and canary_pred
+            and champion_ctr
+            and champion_pred
             and (expected_clicks or 0) >= CALIBRATION_MIN_EXPECTED_CLICKS
-            and not 1 / CALIBRATION_FACTOR <= canary_ctr / canary_pred <= CALIBRATION_FACTOR
         ):
-            return StepAnalysis(
-                decision=ROLLBACK,
-                reason=(
-                    f"the canary's observed CTR {canary_ctr:.2%} is {canary_ctr / canary_pred:.2f}x its "
-                    f"predicted {canary_pred:.2%}: outside [1/{CALIBRATION_FACTOR:g}, {CALIBRATION_FACTOR:g}]"
-                ),
-                **base,
-            )
+            relative = (canary_ctr / canary_pred) / (champion_ctr / champion_pred)
+            if not 1 / CALIBRATION_FACTOR <= relative <= CALIBRATION_FACTOR:
+                return StepAnalysis(
+                    decision=ROLLBACK,
+                    reason=(
+                        f"the canary's observed/predicted CTR ({canary_ctr:.2%} / {canary_pred:.2%}) is "
+                        f"{relative:.2f}x the champion's ({champion_ctr:.2%} / {champion_pred:.2%}): outside "
+                        f"[1/{CALIBRATION_FACTOR:g}, {CALIBRATION_FACTOR:g}], its scores mean something else"
+                    ),
+                    **base,
+                )
         try:
             did = did_estimate(
                 open_warehouse(f"duckdb:///{path}"),

@@ -238,6 +238,7 @@ def trigger_arguments(step_info: Mapping[str, Any], plan: Mapping[str, Any], set
     return {
         "gateway_url": serving.gateway_url,
         "version": plan["version"],
+        "champion": plan.get("champion"),
         "baseline_requests": int(step_info["baseline_requests"]),
         "min_requests": serving.canary_min_requests,
         "ready_at": max(step_info["step_started"] + serving.canary_min_seconds, step_info.get("ready_at", 0)),

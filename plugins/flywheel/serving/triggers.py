@@ -27,6 +27,7 @@ class CanaryStepTrigger(BaseTrigger):
         gateway_url: str,
         version: str,
         *,
+        champion: str | None = None,
         baseline_requests: int,
         min_requests: int,
         ready_at: float,
@@ -38,6 +39,7 @@ class CanaryStepTrigger(BaseTrigger):
         super().__init__()
         self.gateway_url = gateway_url.rstrip("/")
         self.version = version
+        self.champion = champion
         self.baseline_requests = baseline_requests
         self.min_requests = min_requests
         self.ready_at = ready_at
@@ -52,6 +54,7 @@ class CanaryStepTrigger(BaseTrigger):
             {
                 "gateway_url": self.gateway_url,
                 "version": self.version,
+                "champion": self.champion,
                 "baseline_requests": self.baseline_requests,
                 "min_requests": self.min_requests,
                 "ready_at": self.ready_at,
@@ -81,7 +84,7 @@ class CanaryStepTrigger(BaseTrigger):
                     last_error = f"{type(exc).__name__}: {exc}"
                     self.log.warning("gateway stats at %s not readable: %s", self.gateway_url, last_error)
                 if stats is not None:
-                    breach = guard_breach(stats, self.version, limits)
+                    breach = guard_breach(stats, self.version, limits, self.champion)
                     served = requests_served(stats, self.version) - self.baseline_requests
                     if breach:
                         yield TriggerEvent(

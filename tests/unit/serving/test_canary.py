@@ -36,6 +36,7 @@ def _log(
     champion_ctr: float,
     canary_ctr: float,
     seed: int = 0,
+    canary_score_factor: float = 1.0,
 ) -> None:
     """Requests spread over [BEFORE_START, AFTER_END): champion only before CANARY_START, then users whose
     hash is below ``weight`` get the canary. Each request scores CANDIDATES items, SHOWN are shown."""
@@ -75,7 +76,7 @@ def _log(
             p["user_id"].append(user)
             p["item_id"].append(index)
             p["position"].append(index + 1)
-            p["score"].append(ctr)
+            p["score"].append(ctr * (canary_score_factor if canary else 1.0))
             p["model_version"].append("v2" if canary else "v1")
             p["bucket"].append("canary" if canary else "champion")
             p["user_hash"].append(float(user_hash[user]))
@@ -139,6 +140,20 @@ def test_no_log_holds(tmp_path: Path) -> None:
     assert result.decision == HOLD and "no prediction" in result.reason
 
 
+def test_scores_that_mean_something_else_than_the_champions_roll_back(tmp_path: Path) -> None:
+    _log(
+        tmp_path,
+        users=3000,
+        requests=12000,
+        weight=0.5,
+        champion_ctr=0.1,
+        canary_ctr=0.1,
+        canary_score_factor=4,
+    )
+    result = _analyse(tmp_path, 0.5)
+    assert result.decision == ROLLBACK and "mean something else" in result.reason
+
+
 def _stats(requests: int, errors: int, p99: float) -> dict:
     return {
         "versions": {
@@ -167,3 +182,12 @@ def _stats(requests: int, errors: int, p99: float) -> dict:
 def test_guards(stats: dict, breach: str | None) -> None:
     found = guard_breach(stats, "v2", GuardLimits(max_error_rate=0.01, p99_ms=100.0))
     assert (found is None) if breach is None else (breach in found)
+
+
+@pytest.mark.parametrize(("champion_p99", "fires"), [(20.0, True), (200.0, False), (None, True)])
+def test_a_slow_machine_is_not_the_canarys_fault(champion_p99: float | None, fires: bool) -> None:
+    stats = _stats(100, 0, 250.0)
+    if champion_p99 is not None:
+        stats["versions"]["v1"] = {"window_requests": 500, "window_errors": 0, "p99_ms": champion_p99}
+    found = guard_breach(stats, "v2", GuardLimits(max_error_rate=0.01, p99_ms=100.0), champion="v1")
+    assert (found is not None) == fires
