@@ -23,8 +23,8 @@ from flywheel.events import hour_dir, hours_between, naive_utc
 GUARD_MIN_REQUESTS = 20
 #: Decisions a step may reach (the registry's DECISIONS): go on, collect more, or roll back.
 ADVANCE, HOLD, ROLLBACK = "advance", "hold", "rollback"
-#: The canary's observed/predicted CTR ratio outside [1/x, x] times the champion's ratio means its scores no
-#: longer mean what the champion's do. Relative, because scores are computed at position 1 (serving) while
+#: The canary's observed/predicted CTR ratio outside [1/x, x] times the champion's ratio is flagged in the
+#: step's notes (reported, not gated). Relative, because scores are computed at position 1 (serving) while
 #: users click across the positions shown: neither model's raw ratio is 1.
 CALIBRATION_FACTOR = 2.0
 #: The p99 guard fires only when the canary is also this much slower than the champion over the same minute:
@@ -120,6 +120,7 @@ class StepAnalysis:
             f"{self.weight:.0%} of users: canary {self.canary_requests} requests, CTR {pct(self.canary_ctr)} "
             f"(predicted {pct(self.canary_predicted_ctr)}); champion {self.champion_requests} requests, CTR "
             f"{pct(self.champion_ctr)}; DID on CTR {did} -> {self.decision}: {self.reason}"
+            + "".join(f"; {note}" for note in self.notes)
         )
 
 
@@ -226,10 +227,10 @@ def analyse_step(
     """Judge one step from the landing zone.
 
     ``advance`` when the lower 95% bound of the DID estimate of the canary's CTR effect (clicks per shown
-    item) is above ``-ctr_margin`` and the canary's CTR is calibrated within a factor of 2 of its scores;
-    ``rollback`` when the upper bound is below ``-ctr_margin`` (clearly worse), when calibration fails, or
-    when ``final`` (the step's time is up) and the interval still does not rule out a loss beyond the
-    margin; ``hold`` otherwise (more requests narrow the interval).
+    item) is above ``-ctr_margin``, or at 100 % (no control group left: the guards decide); ``rollback`` when
+    the upper bound is below ``-ctr_margin`` (clearly worse), or when ``final`` (the step's time is up) and
+    the interval still does not rule out a loss beyond the margin; ``hold`` otherwise (more requests narrow
+    the interval).
     """
     import duckdb
 
@@ -269,24 +270,16 @@ def analyse_step(
         }
         if rows == 0:
             return _undecided("no prediction was logged in these windows", final, base)
-        if (
-            canary_ctr is not None
-            and canary_pred
-            and champion_ctr
-            and champion_pred
-            and (expected_clicks or 0) >= CALIBRATION_MIN_EXPECTED_CLICKS
-        ):
-            relative = (canary_ctr / canary_pred) / (champion_ctr / champion_pred)
-            if not 1 / CALIBRATION_FACTOR <= relative <= CALIBRATION_FACTOR:
-                return StepAnalysis(
-                    decision=ROLLBACK,
-                    reason=(
-                        f"the canary's observed/predicted CTR ({canary_ctr:.2%} / {canary_pred:.2%}) is "
-                        f"{relative:.2f}x the champion's ({champion_ctr:.2%} / {champion_pred:.2%}): outside "
-                        f"[1/{CALIBRATION_FACTOR:g}, {CALIBRATION_FACTOR:g}], its scores mean something else"
-                    ),
-                    **base,
-                )
+        notes = _calibration_notes(canary_ctr, canary_pred, champion_ctr, champion_pred, expected_clicks)
+        if weight >= 1.0:
+            # Everyone is served the canary: no control group is left for a DID. The guards held through the
+            # step (a breach would have rolled back before this), so the step advances.
+            return StepAnalysis(
+                decision=ADVANCE,
+                reason="all users on the canary (no control group left): its guards held through the step",
+                notes=notes,
+                **base,
+            )
         try:
             did = did_estimate(
                 open_warehouse(f"duckdb:///{path}"),
@@ -297,10 +290,15 @@ def analyse_step(
                 outcome_column="ctr",
             )
         except DidError as exc:
-            return _undecided(f"DID cannot be estimated yet: {exc}", final, base)
-    estimate = {"did_estimate": did.estimate, "did_lower": did.lower, "did_upper": did.upper}
-    if not all(math.isfinite(v) for v in estimate.values()):
-        return _undecided("DID is not finite yet (too few users in a cell)", final, base)
+            return _undecided(f"DID cannot be estimated yet: {exc}", final, {**base, "notes": notes})
+    estimate = {
+        "did_estimate": did.estimate,
+        "did_lower": did.lower,
+        "did_upper": did.upper,
+        "notes": notes,
+    }
+    if not all(math.isfinite(v) for v in (did.estimate, did.lower, did.upper)):
+        return _undecided("DID is not finite yet (too few users in a cell)", final, {**base, "notes": notes})
     bound = f"-{ctr_margin:g} (FLYWHEEL_CANARY_CTR_MARGIN)"
     if did.upper < -ctr_margin:
         return StepAnalysis(
@@ -322,6 +320,32 @@ def analyse_step(
             decision=ROLLBACK, reason=f"{reason} when the step's time ran out", **base, **estimate
         )
     return StepAnalysis(decision=HOLD, reason=f"{reason}: collecting more requests", **base, **estimate)
+
+
+def _calibration_notes(
+    canary_ctr: float | None,
+    canary_pred: float | None,
+    champion_ctr: float | None,
+    champion_pred: float | None,
+    expected_clicks: float | None,
+) -> list[str]:
+    """Predicted against observed CTR, reported beside the verdict (never gating it: scores are computed at
+    position 1 while users click across the positions shown, so no model's ratio is 1, and a model that
+    learned the position effect differently is not wrong for it)."""
+    if not (canary_ctr is not None and canary_pred and champion_ctr and champion_pred):
+        return []
+    relative = (canary_ctr / canary_pred) / (champion_ctr / champion_pred)
+    note = (
+        f"observed/predicted CTR: canary {canary_ctr:.2%} / {canary_pred:.2%}, champion {champion_ctr:.2%} / "
+        f"{champion_pred:.2%} ({relative:.2f}x the champion's ratio)"
+    )
+    if (expected_clicks or 0) >= CALIBRATION_MIN_EXPECTED_CLICKS and not (
+        1 / CALIBRATION_FACTOR <= relative <= CALIBRATION_FACTOR
+    ):
+        note += (
+            f": outside [1/{CALIBRATION_FACTOR:g}, {CALIBRATION_FACTOR:g}], its scores mean something else"
+        )
+    return [note]
 
 
 def _undecided(reason: str, final: bool, base: dict[str, Any]) -> StepAnalysis:

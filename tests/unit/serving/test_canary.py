@@ -140,7 +140,7 @@ def test_no_log_holds(tmp_path: Path) -> None:
     assert result.decision == HOLD and "no prediction" in result.reason
 
 
-def test_scores_that_mean_something_else_than_the_champions_roll_back(tmp_path: Path) -> None:
+def test_scores_that_mean_something_else_are_reported_not_gated(tmp_path: Path) -> None:
     _log(
         tmp_path,
         users=3000,
@@ -151,7 +151,15 @@ def test_scores_that_mean_something_else_than_the_champions_roll_back(tmp_path: 
         canary_score_factor=4,
     )
     result = _analyse(tmp_path, 0.5)
-    assert result.decision == ROLLBACK and "mean something else" in result.reason
+    assert result.decision == ADVANCE
+    assert "mean something else" in result.notes[0] and "the champion's ratio" in result.summary()
+
+
+def test_at_100_percent_the_guards_decide(tmp_path: Path) -> None:
+    _log(tmp_path, users=500, requests=2000, weight=1.0, champion_ctr=0.1, canary_ctr=0.1)
+    result = _analyse(tmp_path, 1.0)
+    assert result.decision == ADVANCE and "no control group" in result.reason
+    assert result.champion_requests == 0 and result.canary_requests > 0
 
 
 def _stats(requests: int, errors: int, p99: float) -> dict:
