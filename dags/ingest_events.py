@@ -2,11 +2,11 @@
 ### ingest_events
 
 Loads each hour of landed event files (`landing/<table>/date=…/hour=…/*.parquet`) into `raw.impressions`,
-`raw.clicks` and `raw.orders`, replacing the hour's partition in one transaction, then updates the
-`raw_events` asset. A file that cannot be read or has the wrong schema is moved to the quarantine folder,
-recorded in `quarantine.files` against its hour with the reason and named in the task log; the hour's good
-files still load, and that hour's raw gate in `build_features` fails until a repaired file loads under its
-name.
+`raw.clicks`, `raw.orders` and `raw.predictions` (the gateway's log of served scores), replacing the hour's
+partition in one transaction, then updates the `raw_events` asset. A file that cannot be read or has the
+wrong schema is moved to the quarantine folder, recorded in `quarantine.files` against its hour with the
+reason and named in the task log; the hour's good files still load, and that hour's raw gate in
+`build_features` fails until a repaired file loads under its name.
 
 Runs hourly for the hour just ended (a data-interval timetable); backfill a range from the UI or with
 `airflow backfill create --dag-id ingest_events --from-date … --to-date …`.
