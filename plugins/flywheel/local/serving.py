@@ -27,8 +27,8 @@ def serving_world(
     settings: Settings,
     models: dict[str, dict[str, Any]],
     *,
-    hours: int = 6,
-    impressions_per_hour: int = 2000,
+    hours: int = 36,
+    impressions_per_hour: int = 3000,
     bless: bool = False,
     export: bool = False,
 ) -> dict[str, str]:
@@ -36,7 +36,11 @@ def serving_world(
     materialised into the online store (fresh features), and one quickly trained model per entry of
     ``models`` (name -> keyword arguments of :func:`~flywheel.training.quick.train_quick_model`, e.g.
     ``{"shuffle": True}``), registered; ``bless`` forces each past the gate, ``export`` writes each into
-    Triton's model repository. Returns name -> registry version. For tests, benchmarks and drills."""
+    Triton's model repository. Returns name -> registry version. For tests, benchmarks and drills.
+
+    The defaults give each user enough history (about 20 impressions) for a model to learn whose interests
+    lie where: measured with 5 of 20 candidates shown, a quick model earns a CTR of 0.20 where one trained
+    on shuffled clicks earns 0.12 (with 12 hours the two were indistinguishable). About 20 s here."""
     from flywheel.feature_store.store import apply_and_materialize, training_set
     from flywheel.registry import register_candidate, set_status
     from flywheel.serving.repository import export_version

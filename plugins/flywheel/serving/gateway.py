@@ -329,6 +329,8 @@ def run_gateway(settings: Settings, host: str = "127.0.0.1", port: int = 8100) -
             file=sys.stderr,
         )
         return 1
+    # Feast logs "Registry cache expired, so refreshing" at INFO on reads: one line per request is noise.
+    logging.getLogger("feast").setLevel(logging.WARNING)
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings),
