@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--rps", type=float, default=50.0)
     parser.add_argument("--weight", type=int, default=10, help="the canary's share of users in percent (10)")
-    parser.add_argument("--delay-ms", type=float, default=150.0, help="the slow canary's sleep per batch")
+    parser.add_argument("--delay-ms", type=float, default=300.0, help="the slow canary's sleep per batch")
     parser.add_argument("--keep-home", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
             "FLYWHEEL_GATEWAY_URL": f"http://127.0.0.1:{free_port()}",
             "FLYWHEEL_CANARY_STEPS": f"{args.weight},100",
             "FLYWHEEL_CANARY_P99_MS": "100",
+            # Only a breach (or the deadline) ends a drill's step: it is not judged on clicks.
+            "FLYWHEEL_CANARY_MIN_REQUESTS": "1000000",
+            "FLYWHEEL_CANARY_MAX_SECONDS": "120",
         }
     )
     from dataclasses import replace
@@ -96,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             load.start()
-            time.sleep(10)
+            time.sleep(30)  # the gateway's feature cache warms up: the champion's p99 is then its steady one
             for i in range(args.rounds):
                 version = register_candidate(
                     data_version=f"drill-{i}",

@@ -84,7 +84,7 @@ class CanaryStepTrigger(BaseTrigger):
                     last_error = f"{type(exc).__name__}: {exc}"
                     self.log.warning("gateway stats at %s not readable: %s", self.gateway_url, last_error)
                 if stats is not None:
-                    breach = guard_breach(stats, self.version, limits, self.champion)
+                    breach = guard_breach(stats, self.version, limits)
                     served = requests_served(stats, self.version) - self.baseline_requests
                     if breach:
                         yield TriggerEvent(
