@@ -38,6 +38,8 @@ SPEC_FILE = "feature_spec.json"  # beside config.pbtxt in each exported model (s
 #: After Triton refused a canary for not having it loaded, its users go to the champion this long without
 #: asking again (a rollback unloads the canary right after setting its weight to 0).
 UNREADY_SECONDS = 1.0
+#: How long to wait before asking Triton whether a failed call was a shutdown or a broken model.
+STILL_SERVING_PAUSE_S = 0.2
 
 
 class Gateway:
@@ -152,7 +154,13 @@ class Gateway:
                     if retry and fresh.champion:
                         return self._score(fresh, CHAMPION, user_id, item_ids, retry=False)
                 if spec is not None and self._loaded(version):
-                    raise Rejected(500, f"Triton failed to score with {version}: {exc}") from exc
+                    if self._still_serving(version):
+                        raise Rejected(500, f"Triton failed to score with {version}: {exc}") from exc
+                    # Triton is stopping (it unloads its models first) or lost the model in between.
+                    raise Rejected(
+                        503,
+                        f"Triton at {self.triton.url} stopped serving {version} mid-request (retry): {exc}",
+                    ) from exc
                 if served == CANARY:
                     self._unready[version] = time.monotonic() + UNREADY_SECONDS
                     log.warning("canary %s is not available (%s): its users get the champion", version, exc)
@@ -163,6 +171,12 @@ class Gateway:
                     "(deploy_model's export_and_load does), or fix the canary state",
                 ) from exc
         raise AssertionError("unreachable: the champion is always tried")
+
+    def _still_serving(self, version: str) -> bool:
+        """Whether Triton is live and has ``version`` loaded a moment after a failed call: an error while it
+        shuts down is a 503 (retry elsewhere), only a failure of a model that stays up is a 500."""
+        time.sleep(STILL_SERVING_PAUSE_S)
+        return self.triton.live() and self._loaded(version)
 
     def _loaded(self, version: str) -> bool:
         try:
