@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import filecmp
 import json
+import logging
 import os
 import shutil
 import signal
@@ -22,7 +23,10 @@ from flywheel.serving.repository import exported_versions
 from flywheel.serving.triton import Triton, TritonError, TritonUnavailable
 
 #: Servers this process started, so stopping one also reaps it (no zombie left in its process group).
+log = logging.getLogger(__name__)
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+#: Starts tried before ``start_triton`` gives up on a server that exits at once.
+START_ATTEMPTS = 3
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "0.0.0.0")
 _VENV_FIX = (
     "run `make .serving-venv/.installed` (or set FLYWHEEL_SERVING_VENV to a venv with nvidia-pytriton)"
@@ -190,37 +194,50 @@ def start_triton(settings: Settings, timeout: float = 60.0) -> int:
         "PATH": f"{settings.serving.venv / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
     }
     env.pop("PYTHONPATH", None)  # the main venv's packages (numpy 2) must not leak into the stub
-    with paths["log"].open("ab") as log_file:
-        log_file.write(f"\n== flywheel triton start {datetime.now(UTC).isoformat()}: {url}\n".encode())
-        log_file.flush()
-        proc = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,  # its own process group: stopping it stops the python stubs too
-        )
-    _CHILDREN[proc.pid] = proc
-    pidfile = {"pid": proc.pid, "url": url, "repository": str(repository), "log": str(paths["log"])}
-    paths["pidfile"].write_text(json.dumps(pidfile) + "\n")
-    try:
-        _wait_live(url, proc.pid, timeout, paths["log"])
-    except BaseException:
-        _stop_group(proc.pid, grace=5.0)
-        paths["pidfile"].unlink(missing_ok=True)
-        raise
-    return proc.pid
+    for attempt in range(1, START_ATTEMPTS + 1):
+        with paths["log"].open("ab") as log_file:
+            log_file.write(f"\n== flywheel triton start {datetime.now(UTC).isoformat()}: {url}\n".encode())
+            log_file.flush()
+            proc = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # its own process group: stopping it stops the python stubs too
+            )
+        _CHILDREN[proc.pid] = proc
+        pidfile = {"pid": proc.pid, "url": url, "repository": str(repository), "log": str(paths["log"])}
+        paths["pidfile"].write_text(json.dumps(pidfile) + "\n")
+        try:
+            _wait_live(url, proc.pid, timeout, paths["log"])
+        except TritonError as exc:
+            _stop_group(proc.pid, grace=5.0)
+            paths["pidfile"].unlink(missing_ok=True)
+            # Once on this machine a tritonserver exited at once, without a line of output (exit status in
+            # the message now): a second start is cheap and a supervisor would do the same.
+            if attempt < START_ATTEMPTS and "exited while starting" in str(exc):
+                log.warning("tritonserver exited while starting (attempt %d): starting it again", attempt)
+                continue
+            raise
+        except BaseException:
+            _stop_group(proc.pid, grace=5.0)
+            paths["pidfile"].unlink(missing_ok=True)
+            raise
+        return proc.pid
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _wait_live(url: str, pid: int, timeout: float, log: Path) -> None:
     triton, deadline = Triton(url, timeout=2.0), time.monotonic() + timeout
+    child = _CHILDREN.get(pid)  # before _is_tritonserver reaps it: its exit status goes in the message
     try:
         while not triton.live():
             if not _is_tritonserver(pid):
                 tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+                status = f", exit status {child.poll()}" if child is not None else ""
                 raise TritonError(
-                    f"tritonserver (pid {pid}) exited while starting; the end of {log}:\n{tail}"
+                    f"tritonserver (pid {pid}{status}) exited while starting; the end of {log}:\n{tail}"
                 )
             if time.monotonic() > deadline:
                 raise TritonError(
