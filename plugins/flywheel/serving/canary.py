@@ -17,6 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.events import hour_dir, hours_between, naive_utc
+from flywheel.warehouse.base import bind_style, used_params
+from flywheel.warehouse.templates import render_sql
+
+SQL_DIR = Path(__file__).parent / "sql"
 
 #: Guards judge a version only once its last-minute window holds this many requests: one slow request
 #: among five is not a p99.
@@ -135,66 +139,19 @@ def _log_table(con: Any, landing_dir: Path, version: str, champion: str, weight:
     late = times["after_end"] + timedelta(minutes=5)
     impressions = _files(landing_dir, "impressions", times["before_start"], late)
     clicks = _files(landing_dir, "clicks", times["before_start"], late)
-    # The gateway scores every candidate; users are shown the top of the ranking (the impressions).
-    shown = (
-        f"join (select distinct impression_id from read_parquet({impressions!r})) as i "
-        "on s.impression_id = i.impression_id"
-        if impressions
-        else ""
-    )
-    con.execute(
-        f"create view p as select s.* from read_parquet({predictions!r}, union_by_name = true) as s {shown}"
-    )
-    if clicks:
-        con.execute(f"create view c as select distinct impression_id from read_parquet({clicks!r})")
-    else:
-        con.execute("create view c as select cast(null as varchar) as impression_id where false")
-    con.execute(
-        """
-        create table canary_log as
-        with per_request as (
-            select
-                p.request_id,
-                any_value(p.user_id) as user_id,
-                any_value(p.user_hash) as user_hash,
-                any_value(p.bucket) as served_bucket,
-                any_value(p.model_version) as model_version,
-                min(p.event_ts) as served_at,
-                count(*) as items,
-                avg(p.score) as predicted,
-                count(c.impression_id) as clicks
-            from p
-            left join c on p.impression_id = c.impression_id
-            group by p.request_id
-        )
-        select
-            request_id,
-            user_id,
-            case
-                when served_at < $canary_start then
-                    case when user_hash < $weight then 'canary' else 'champion' end
-                else served_bucket
-            end as bucket,
-            served_at,
-            cast(clicks as double) / items as ctr,
-            predicted,
-            items,
-            clicks
-        from per_request
-        where (served_at >= $before_start and served_at < $canary_start and model_version = $champion)
-           or (served_at >= $step_start and served_at < $after_end and model_version in ($champion, $version))
-        """,
-        {
-            "canary_start": times["canary_start"],
-            "weight": weight,
-            "before_start": times["before_start"],
-            "step_start": times["step_start"],
-            "after_end": times["after_end"],
-            "champion": champion,
-            "version": version,
-        },
-    )
-    return int(con.execute("select count(*) from canary_log").fetchone()[0])
+    sql = render_sql(SQL_DIR / "canary_log.sql", with_impressions=bool(impressions), with_clicks=bool(clicks))
+    params = {
+        **times,
+        "predictions": predictions,
+        "impressions": impressions,
+        "clicks": clicks,
+        "weight": weight,
+        "champion": champion,
+        "version": version,
+    }
+    con.execute(bind_style(sql, "$%s"), used_params(sql, params))
+    rows_sql = render_sql(SQL_DIR / "canary_log_rows.sql")
+    return int(con.execute(rows_sql).fetchone()[0])
 
 
 def analyse_step(
@@ -235,12 +192,10 @@ def analyse_step(
         try:
             rows = _log_table(con, Path(landing_dir), version, champion, weight, times)
             cells = {b: (0, None, None, None) for b in ("canary", "champion")}
+            cell_sql = bind_style(render_sql(SQL_DIR / "canary_cell.sql"), "$%s")
             for bucket in cells if rows else ():
                 cells[bucket] = con.execute(
-                    "select count(*), sum(clicks) / nullif(sum(items), 0), "
-                    "sum(predicted * items) / nullif(sum(items), 0), sum(predicted * items) "
-                    "from canary_log where served_at >= $s and bucket = $b",
-                    {"s": times["step_start"], "b": bucket},
+                    cell_sql, {"step_start": times["step_start"], "bucket": bucket}
                 ).fetchone()
         finally:
             con.close()

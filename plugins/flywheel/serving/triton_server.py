@@ -188,11 +188,9 @@ def start_triton(settings: Settings, timeout: float = 60.0) -> int:
         *("--http-address", host, "--grpc-address", host, "--metrics-address", host),
     ]
     # The stub runs the first python3 on PATH: the serving venv's (torch, numpy<2), never the caller's.
-    env = {
-        **os.environ,
-        "LD_LIBRARY_PATH": f"{found['libdir']}:{Path(found['site']) / 'nvidia_pytriton.libs'}",
-        "PATH": f"{settings.serving.venv / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-    }
+    env = dict(os.environ)  # the child's environment (it reads it, not us), with two entries changed:
+    env["LD_LIBRARY_PATH"] = f"{found['libdir']}:{Path(found['site']) / 'nvidia_pytriton.libs'}"
+    env["PATH"] = f"{settings.serving.venv / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"
     env.pop("PYTHONPATH", None)  # the main venv's packages (numpy 2) must not leak into the stub
     for attempt in range(1, START_ATTEMPTS + 1):
         with paths["log"].open("ab") as log_file:

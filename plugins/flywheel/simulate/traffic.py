@@ -367,7 +367,7 @@ def run_traffic(
     run = _Run(url, _Users(cfg, candidates, shown, drift_after), _Landing(landing_dir), report)
     began = time.monotonic()
     n = max(1, round(rps * seconds))
-    asyncio.run(run.drive(n, rps, concurrency, timeout, flush_seconds, stop or threading.Event()))
+    _run_coroutine(lambda: run.drive(n, rps, concurrency, timeout, flush_seconds, stop or threading.Event()))
     report.elapsed_s = time.monotonic() - began
     report.files = run.landing.files
     if run.latencies:
@@ -375,6 +375,29 @@ def run_traffic(
         report.p50_ms, report.p90_ms, report.p99_ms = (float(v) for v in np.percentile(ms, [50, 90, 99]))
         report.max_ms = float(ms.max())
     return report
+
+
+def _run_coroutine(factory: Any) -> Any:
+    """Run the coroutine ``factory()`` makes to the end: here, or in a thread of its own when this thread
+    already runs an event loop (a notebook, an async caller), where ``asyncio.run`` would refuse."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(factory())
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = asyncio.run(factory())
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, name="flywheel-traffic")
+    worker.start()
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
 
 
 def _world(seed: int, drift: str, strength: float) -> SimulationConfig:

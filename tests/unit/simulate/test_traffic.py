@@ -295,3 +295,14 @@ def test_the_command_prints_one_summary_and_fails_when_requests_failed(
     assert "10 requests" in out and "failures: 0 (none)" in out and "latency ms: p50" in out and "CTR" in out
     assert main(["traffic", "--url", f"{gateway.url}/down", *common]) == 1
     assert "failures: 10 (503: 10)" in capsys.readouterr().out
+
+
+def test_it_runs_from_inside_a_running_event_loop(gateway: Gateway, tmp_path: Path, home) -> None:
+    # A notebook or an async caller already runs a loop in this thread, where asyncio.run would refuse.
+    import asyncio
+
+    async def caller():
+        return run_traffic(url=f"{gateway.url}/best", rps=20, seconds=0.5, seed=SEED, landing_dir=tmp_path)
+
+    report = asyncio.run(caller())
+    assert report.requests == 10 and report.failures == 0

@@ -1,0 +1,1 @@
+select count(*) as log_rows from canary_log
