@@ -159,7 +159,8 @@ class Gateway:
                     # Triton is stopping (it unloads its models first) or lost the model in between.
                     raise Rejected(
                         503,
-                        f"Triton at {self.triton.url} stopped serving {version} mid-request (retry): {exc}",
+                        f"Triton at {self.triton.url} is not reachable: it stopped serving {version} "
+                        f"mid-request, nothing was scored (retry): {exc}",
                     ) from exc
                 if served == CANARY:
                     self._unready[version] = time.monotonic() + UNREADY_SECONDS
