@@ -284,6 +284,13 @@ def create_app(
         except Rejected as exc:
             return exc.response()
         except Exception as exc:  # a bug must cost one request, never the process
+            if not await run_in_threadpool(gateway.triton.live):
+                # Whatever the client library raised while Triton went away, the answer is Triton's absence.
+                gateway.metrics.observe("none", "none", 503, 0.0)
+                message = (
+                    f"Triton at {gateway.triton.url} is not reachable, nothing was scored (retry): {exc}"
+                )
+                return Rejected(503, message).response()
             log.exception("ranking for user %s failed", user_id)
             gateway.metrics.observe("none", "none", 500, 0.0)
             return Rejected(500, f"internal error: {type(exc).__name__}: {exc}").response()

@@ -29,11 +29,26 @@ def listener() -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
+def _three_free_ports() -> int:
+    """A port whose two successors are free too (Triton takes all three): a busy successor would be
+    refused before the venv is even looked at."""
+    for _ in range(50):
+        port = _free_port()
+        try:
+            for p in (port, port + 1, port + 2):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no three consecutive free ports on 127.0.0.1")
+
+
 def test_a_missing_serving_venv_says_which_make_target_builds_it(
     home: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("FLYWHEEL_SERVING_VENV", str(home.home / "no-such-venv"))
-    monkeypatch.setenv("FLYWHEEL_TRITON_URL", f"127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("FLYWHEEL_TRITON_URL", f"127.0.0.1:{_three_free_ports()}")
 
     assert triton_command("start", get_settings()) == 1
 
