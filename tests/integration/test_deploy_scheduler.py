@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from flywheel.config import Settings, get_settings
-from flywheel.local.processes import AirflowProcesses, admin_api, airflow_cli, free_port
+from flywheel.local.processes import AirflowProcesses, admin_api, airflow_cli, free_port, free_port_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -24,9 +24,7 @@ RPS = 40
 
 
 def _serving_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    triton = free_port()
-    while any(_busy(p) for p in (triton + 1, triton + 2)):
-        triton = free_port()
+    triton = free_port_run(3)
     monkeypatch.setenv("FLYWHEEL_TRITON_URL", f"127.0.0.1:{triton}")
     monkeypatch.setenv("FLYWHEEL_GATEWAY_URL", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("FLYWHEEL_PREDICTION_FLUSH_SECONDS", "1")
@@ -43,13 +41,6 @@ def _serving_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # A guard for this busy machine, not for production (100 ms): the p99 guard has its own drill
     # (benchmarks/rollback_drill.py).
     monkeypatch.setenv("FLYWHEEL_CANARY_P99_MS", "300")
-
-
-def _busy(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_rollback_of_a_worse_model_and_promotion_of_a_good_one(

@@ -7,7 +7,6 @@ Parquet that ``ingest_events`` loads into ``raw.predictions``."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -27,27 +26,12 @@ from flywheel.artifacts.folder import score_exported
 from flywheel.artifacts.spec import FeatureSpec, encode
 from flywheel.config import Settings, get_settings
 from flywheel.events import hours_between, naive_utc
+from flywheel.local.processes import free_port_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 TOLERANCE = 1e-5  # the issue's acceptance: gateway scores equal the PyTorch model's to 1e-5
 UNKNOWN_USER = 10**12
-
-
-def _free_ports() -> int:
-    """An HTTP port whose two successors (Triton's gRPC and metrics) are free too."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        try:
-            for p in (port + 1, port + 2, port + 3):  # port + 3: the gateway's
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no four consecutive free ports on 127.0.0.1")
 
 
 @dataclass
@@ -125,7 +109,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, train_small_model) -> Iterat
     from flywheel.warehouse import open_warehouse
 
     root = tmp_path_factory.mktemp("gateway")
-    port = _free_ports()
+    port = free_port_run(4)
     with pytest.MonkeyPatch.context() as patch:
         # What the `home` fixture does, for a module: one home, one Triton and one gateway for all tests.
         patch.setenv("FLYWHEEL_HOME", str(root / "home"))

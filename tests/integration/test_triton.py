@@ -5,7 +5,6 @@ threads share one client, and a stopped server means TritonUnavailable and no pr
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import pytest
 from flywheel.artifacts.folder import score_exported
 from flywheel.artifacts.spec import FeatureSpec, encode
 from flywheel.config import Settings, get_settings
+from flywheel.local.processes import free_port_run
 from flywheel.serving.repository import MAX_BATCH_SIZE, export_version
 from flywheel.serving.triton import (
     Triton,
@@ -47,22 +47,6 @@ class Served:
         return score_exported(self.models[version], self.sparse[rows], self.dense[rows])
 
 
-def _free_ports() -> int:
-    """An HTTP port whose two successors (gRPC, metrics) are free too."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        try:
-            for p in (port + 1, port + 2):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no three consecutive free ports on 127.0.0.1")
-
-
 def _processes(pgid: int | None = None, mentioning: str | None = None) -> list[str]:
     """Command lines of the live processes in a process group, or whose command line mentions a text."""
     members = []
@@ -85,7 +69,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, train_small_model) -> Itera
     root = tmp_path_factory.mktemp("triton")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FLYWHEEL_HOME", str(root / "home"))
-        patch.setenv("FLYWHEEL_TRITON_URL", f"127.0.0.1:{_free_ports()}")
+        patch.setenv("FLYWHEEL_TRITON_URL", f"127.0.0.1:{free_port_run(3)}")
         settings = get_settings()
         frame = simulated_training_set(hours=2, impressions_per_hour=500, seed=3)
         models = {

@@ -38,6 +38,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_port_run(count: int) -> int:
+    """The first of ``count`` consecutive free ports on 127.0.0.1 (Triton takes HTTP, gRPC and metrics
+    ports in a row; tests put the gateway on the next one)."""
+    for _ in range(50):
+        port = free_port()
+        try:
+            for p in range(port, port + count):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
+
+
 def _airflow_bin() -> str:
     return str(Path(sys.executable).with_name("airflow"))
 

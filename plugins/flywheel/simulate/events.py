@@ -107,12 +107,12 @@ def generate_hour(
         cfg.click_model, position, state.interests[imp_user, category], cfg.n_categories, quality, log_ratio
     )
     clicked = np.flatnonzero(event_rng.random(n) < p_click)
-    click_us = imp_us[clicked] + _delay_us(event_rng, CLICK_DELAY_S, clicked.size)
+    click_us = imp_us[clicked] + delay_us(event_rng, CLICK_DELAY_S, clicked.size)
 
     p_order = order_probability(cfg.click_model, quality[clicked], log_ratio[clicked])
     converted = event_rng.random(clicked.size) < p_order
     ordered = clicked[converted]
-    order_us = click_us[converted] + _delay_us(event_rng, ORDER_DELAY_S, ordered.size)
+    order_us = click_us[converted] + delay_us(event_rng, ORDER_DELAY_S, ordered.size)
     quantity = 1 + event_rng.poisson(cfg.click_model.extra_quantity_mean, size=ordered.size)
 
     # ids carry seed and clock hour, so they stay unique across hours and across runs that differ in start.
@@ -150,7 +150,8 @@ def generate_hour(
     }
 
 
-def _delay_us(rng: np.random.Generator, delay_s: tuple[float, float, float], size: int) -> np.ndarray:
+def delay_us(rng: np.random.Generator, delay_s: tuple[float, float, float], size: int) -> np.ndarray:
+    """Delays in microseconds: ``low`` plus an exponential of mean ``mean_extra``, capped at ``high``."""
     low, mean_extra, high = delay_s
     seconds = np.minimum(low + rng.exponential(mean_extra, size=size), high)
     return np.round(seconds * SECOND_US).astype(np.int64)

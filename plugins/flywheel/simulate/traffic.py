@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from flywheel.config import Settings
 from flywheel.events import EVENT_SCHEMAS, PARTITION_COLUMN, hour_dir, naive_utc
 from flywheel.simulate.config import DRIFTS, SimulationConfig
-from flywheel.simulate.events import CLICK_DELAY_S, HOUR_US, ORDER_DELAY_S, SECOND_US
+from flywheel.simulate.events import CLICK_DELAY_S, HOUR_US, ORDER_DELAY_S, delay_us
 from flywheel.simulate.marketplace import (
     build_world,
     candidate_weights,
@@ -206,9 +206,9 @@ class _Users:
         p_click = click_probability(model, position, interest, self.cfg.n_categories, quality, log_ratio)
         # Fixed-size draws: position j sees the same random numbers whatever ranking was served.
         clicked = rng.random(n)[:k] < p_click
-        click_us = served_us + _delay_us(rng, CLICK_DELAY_S, n)[:k]
+        click_us = served_us + delay_us(rng, CLICK_DELAY_S, n)[:k]
         ordered = clicked & (rng.random(n)[:k] < order_probability(model, quality, log_ratio))
-        order_us = click_us + _delay_us(rng, ORDER_DELAY_S, n)[:k]
+        order_us = click_us + delay_us(rng, ORDER_DELAY_S, n)[:k]
         quantity = 1 + rng.poisson(model.extra_quantity_mean, size=n)[:k]
 
         ids = np.array([f"{request_id}-{i}" for i in index.tolist()], dtype=object)
@@ -224,13 +224,6 @@ class _Users:
             "orders", ["ord-" + ids[o], ids[o], order_us[o], [user] * o.size, item[o], quantity[o], gmv]
         )
         return k, c.size, o.size, float(gmv.sum())
-
-
-def _delay_us(rng: np.random.Generator, delay_s: tuple[float, float, float], size: int) -> np.ndarray:
-    low, mean_extra, high = delay_s  # as the simulator: min(low + Exp(mean_extra), high)
-    return np.round(np.minimum(low + rng.exponential(mean_extra, size=size), high) * SECOND_US).astype(
-        np.int64
-    )
 
 
 class _Run:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from flywheel.config import Settings, get_settings
+from flywheel.local.processes import free_port_run
 from flywheel.serving.triton import Triton, TritonError, TritonUnavailable, start_triton, triton_command
 
 
@@ -29,26 +30,11 @@ def listener() -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
-def _three_free_ports() -> int:
-    """A port whose two successors are free too (Triton takes all three): a busy successor would be
-    refused before the venv is even looked at."""
-    for _ in range(50):
-        port = _free_port()
-        try:
-            for p in (port, port + 1, port + 2):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no three consecutive free ports on 127.0.0.1")
-
-
 def test_a_missing_serving_venv_says_which_make_target_builds_it(
     home: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("FLYWHEEL_SERVING_VENV", str(home.home / "no-such-venv"))
-    monkeypatch.setenv("FLYWHEEL_TRITON_URL", f"127.0.0.1:{_three_free_ports()}")
+    monkeypatch.setenv("FLYWHEEL_TRITON_URL", f"127.0.0.1:{free_port_run(3)}")
 
     assert triton_command("start", get_settings()) == 1
 
