@@ -110,20 +110,33 @@ def _read_pidfile(settings: Settings) -> dict[str, Any] | None:
 
 
 def _is_tritonserver(pid: int) -> bool:
-    """Whether ``pid`` is a live tritonserver (a recycled pid is not ours to signal)."""
-    _reap(pid)
+    """Whether ``pid`` is a live tritonserver (a recycled pid is not ours to signal). For a server this
+    process started, its exit status decides: procfs was seen to deny a running child of ours (a full test
+    run, twice), which made a healthy start look like an instant exit."""
+    proc = _CHILDREN.get(pid)
+    if proc is not None:
+        if proc.poll() is None:
+            return True
+        del _CHILDREN[pid]
+        return False
     if not Path("/proc").is_dir():  # no procfs (macOS): trust the pidfile
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return False
         return True
+    cmdline, state = _procfs(pid)
+    return b"tritonserver" in cmdline and state not in ("Z", "")
+
+
+def _procfs(pid: int) -> tuple[bytes, str]:
+    """The command line and the state letter procfs shows for ``pid`` (empty when it shows none)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return b"tritonserver" in cmdline and state != "Z"
+    except (OSError, IndexError):
+        return b"", ""
+    return cmdline, state
 
 
 def _reap(pid: int) -> None:
@@ -234,8 +247,10 @@ def _wait_live(url: str, pid: int, timeout: float, log: Path) -> None:
             if not _is_tritonserver(pid):
                 tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
                 status = f", exit status {child.poll()}" if child is not None else ""
+                cmdline, state = _procfs(pid)
+                seen = f"; procfs shows state {state or '-'}, command {cmdline[:120]!r}"
                 raise TritonError(
-                    f"tritonserver (pid {pid}{status}) exited while starting; the end of {log}:\n{tail}"
+                    f"tritonserver (pid {pid}{status}) exited while starting{seen}; the end of {log}:\n{tail}"
                 )
             if time.monotonic() > deadline:
                 raise TritonError(
