@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import secrets
 import signal
 import socket
@@ -32,17 +33,22 @@ MAX_RESTARTS = 3
 POOLS = {"warehouse": (1, "DuckDB admits one writing process: every warehouse task takes this slot")}
 
 
+#: Ports handed to local servers come from below Linux's ephemeral range (32768-60999): a port the kernel
+#: picks (bind to 0) is also what outgoing connections get, and one took a gateway's port between choosing
+#: it and binding it while another test run was busy on the machine.
+SERVER_PORTS = range(20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port on 127.0.0.1 for a server this process starts."""
+    return free_port_run(1)
 
 
 def free_port_run(count: int) -> int:
     """The first of ``count`` consecutive free ports on 127.0.0.1 (Triton takes HTTP, gRPC and metrics
     ports in a row; tests put the gateway on the next one)."""
-    for _ in range(50):
-        port = free_port()
+    for _ in range(200):
+        port = random.randrange(SERVER_PORTS.start, SERVER_PORTS.stop - count)
         try:
             for p in range(port, port + count):
                 with socket.socket() as sock:
@@ -50,7 +56,7 @@ def free_port_run(count: int) -> int:
         except OSError:
             continue
         return port
-    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
+    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1 in {SERVER_PORTS}")
 
 
 def _airflow_bin() -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -40,6 +41,9 @@ SPEC_FILE = "feature_spec.json"  # beside config.pbtxt in each exported model (s
 UNREADY_SECONDS = 1.0
 #: How long to wait before asking Triton whether a failed call was a shutdown or a broken model.
 STILL_SERVING_PAUSE_S = 0.2
+#: Triton under explicit model control comes back from a restart with nothing loaded: the gateway loads the
+#: versions the canary state names again, trying each at most once per this many seconds.
+RELOAD_SECONDS = 3.0
 
 
 class Gateway:
@@ -64,6 +68,8 @@ class Gateway:
         self.metrics = GatewayMetrics(pending=lambda: self.log.pending, weight=self._weight)
         self._specs: dict[str, FeatureSpec] = {}
         self._unready: dict[str, float] = {}
+        self._reload_lock = threading.Lock()
+        self._reload_after: dict[str, float] = {}
 
     def _weight(self) -> float:
         try:
@@ -154,6 +160,8 @@ class Gateway:
                     if retry and fresh.champion:
                         return self._score(fresh, CHAMPION, user_id, item_ids, retry=False)
                 if spec is not None and self._loaded(version):
+                    if retry:  # loaded in between (the gateway's own reload), or a passing failure: once more
+                        return self._score(fresh, served, user_id, item_ids, retry=False)
                     if self._still_serving(version):
                         raise Rejected(500, f"Triton failed to score with {version}: {exc}") from exc
                     # Triton is stopping (it unloads its models first) or lost the model in between.
@@ -162,10 +170,17 @@ class Gateway:
                         f"Triton at {self.triton.url} is not reachable: it stopped serving {version} "
                         f"mid-request, nothing was scored (retry): {exc}",
                     ) from exc
+                reloading = spec is not None and self._reload(version)
                 if served == CANARY:
                     self._unready[version] = time.monotonic() + UNREADY_SECONDS
                     log.warning("canary %s is not available (%s): its users get the champion", version, exc)
                     continue
+                if reloading:
+                    raise Rejected(
+                        503,
+                        f"the champion {version} is not loaded in Triton at {self.triton.url} (a restarted "
+                        "Triton comes back empty): the gateway is loading it again, retry in a few seconds",
+                    ) from exc
                 raise Rejected(
                     503,
                     f"the champion {version} cannot serve: {exc}. Load it into Triton at {self.triton.url} "
@@ -178,6 +193,32 @@ class Gateway:
         shuts down is a 503 (retry elsewhere), only a failure of a model that stays up is a 500."""
         time.sleep(STILL_SERVING_PAUSE_S)
         return self.triton.live() and self._loaded(version)
+
+    def _reload(self, version: str) -> bool:
+        """Load ``version`` into a live Triton that lost it, in the background (this request does not wait);
+        False when Triton is down or the version was tried less than RELOAD_SECONDS ago."""
+        with self._reload_lock:
+            if self._reload_after.get(version, 0.0) > time.monotonic() or not self.triton.live():
+                return False
+            self._reload_after[version] = time.monotonic() + RELOAD_SECONDS
+        threading.Thread(
+            target=self._load_named, args=(version,), name=f"reload {version}", daemon=True
+        ).start()
+        return True
+
+    def _load_named(self, version: str) -> None:
+        # Only what the state names now: a rollback or a promotion writes the state before it unloads.
+        try:
+            state = self.state.get(force=True)
+            if version not in (state.champion, state.canary):
+                return
+            self.triton.load(version)
+        except (StateError, TritonError, TritonUnavailable) as exc:
+            log.warning("could not load %s into Triton again: %s", version, exc)
+            return
+        log.warning(
+            "Triton at %s had lost %s (a restart?): the gateway loaded it again", self.triton.url, version
+        )
 
     def _loaded(self, version: str) -> bool:
         try:
@@ -232,6 +273,10 @@ class Gateway:
         if not state.champion:
             return False, detail | {"reason": f"no champion in the canary state ({self.store.location})"}
         if not self._loaded(state.champion):
+            if self._spec(state.champion) is not None and self._reload(state.champion):
+                return False, detail | {
+                    "reason": f"the champion {state.champion} is being loaded into Triton"
+                }
             return False, detail | {"reason": f"the champion {state.champion} is not loaded in Triton"}
         return True, detail
 

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -19,6 +18,7 @@ import pytest
 import yaml
 
 from flywheel.config import Settings
+from flywheel.local.processes import free_port
 from flywheel.monitoring import Decision, FeatureDrift, OnlinePerformance, export_metrics
 from flywheel.monitoring.metrics import PUSHGATEWAY_ENV
 
@@ -31,12 +31,6 @@ pytestmark = [
         reason="prometheus / prometheus-pushgateway are not installed: run scripts/system-deps.sh",
     ),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get_json(url: str) -> dict:

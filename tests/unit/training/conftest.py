@@ -3,7 +3,6 @@ and a local S3 endpoint (moto's server) for the object store tests."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pandas as pd
@@ -35,9 +34,9 @@ def s3_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     import s3fs
     from moto.server import ThreadedMotoServer
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    from flywheel.local.processes import free_port
+
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
