@@ -84,7 +84,8 @@ def test_plugin_folder_does_not_exec_the_package_as_loose_modules() -> None:
 
     plugins = DAGS_DIR.parent / "plugins"
     loose = [p for p in find_path_from_directory(str(plugins), ".airflowignore", "glob") if p.endswith(".py")]
-    assert loose == []
+    # The one loose module: the Flywheel page's plugin class (its import stays light: tests/unit/ui).
+    assert loose == [str(plugins / "flywheel_ui_plugin.py")]
 
 
 #: What a DAG file may import from flywheel: the assets, the settings, and its stage's tasks module (and

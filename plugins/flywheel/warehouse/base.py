@@ -39,6 +39,11 @@ class WarehouseError(RuntimeError):
     """A warehouse operation was refused or failed; the message names the input and the fix."""
 
 
+class WarehouseBusy(WarehouseError):
+    """Another process held the warehouse for longer than the caller was willing to wait (DuckDB's one
+    writer): worth a retry later, unlike other errors."""
+
+
 def validate_identifier(name: str) -> str:
     """Return ``name`` if every dotted part is a plain SQL identifier, else raise ``WarehouseError``."""
     parts = name.split(".")
@@ -163,11 +168,16 @@ class Warehouse(ABC):
 
     @abstractmethod
     @contextmanager
-    def reader(self, statement_timeout_s: float = READER_STATEMENT_TIMEOUT_S) -> Iterator[Connection]:
+    def reader(
+        self, statement_timeout_s: float = READER_STATEMENT_TIMEOUT_S, lock_wait_s: float | None = None
+    ) -> Iterator[Connection]:
         """A least-privilege connection for analysts' relations: it reads the warehouse and nothing else.
 
         The engine, not only a parser, refuses writes and (DuckDB) any file, URL or extension outside the
         warehouse; a statement running longer than ``statement_timeout_s`` is cancelled (PostgreSQL).
+        ``lock_wait_s`` bounds the wait for the warehouse (DuckDB: for another process to release the
+        file, then :class:`WarehouseBusy`; PostgreSQL: for the connection); None keeps each backend's
+        default, which suits a task that must not give up early.
         """
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:

@@ -15,6 +15,7 @@ from flywheel.warehouse.base import (
     READER_STATEMENT_TIMEOUT_S,
     Connection,
     Warehouse,
+    WarehouseBusy,
     WarehouseError,
     bind_style,
     used_params,
@@ -66,9 +67,9 @@ class DuckDBWarehouse(Warehouse):
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
 
-    def _connect(self, reader: bool = False) -> duckdb.DuckDBPyConnection:
+    def _connect(self, reader: bool = False, lock_wait_s: float | None = None) -> duckdb.DuckDBPyConnection:
         # Another process (a task, the CLI) may hold the file; DuckDB refuses rather than waits.
-        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        deadline = time.monotonic() + (LOCK_WAIT_SECONDS if lock_wait_s is None else lock_wait_s)
         while True:
             try:
                 if reader:
@@ -76,8 +77,11 @@ class DuckDBWarehouse(Warehouse):
                     return duckdb.connect(self.path, read_only=read_only, config=dict(READER_CONFIG))
                 return duckdb.connect(self.path)
             except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise WarehouseError(
+                locked = "lock" in str(exc).lower()
+                if not locked or time.monotonic() > deadline:
+                    # Busy is the lock held past the deadline: a caller may retry later (WarehouseError else).
+                    error = WarehouseBusy if locked else WarehouseError
+                    raise error(
                         f"cannot open the DuckDB warehouse {self.path}: {exc}. Another process holds it; "
                         "warehouse tasks share the Airflow pool 'warehouse' (1 slot) to avoid this"
                     ) from exc
@@ -98,9 +102,15 @@ class DuckDBWarehouse(Warehouse):
             con.close()
 
     @contextmanager
-    def reader(self, statement_timeout_s: float = READER_STATEMENT_TIMEOUT_S) -> Iterator[Connection]:
-        """A read-only connection without external access; DuckDB has no statement timeout to set."""
-        con = self._connect(reader=True)
+    def reader(
+        self, statement_timeout_s: float = READER_STATEMENT_TIMEOUT_S, lock_wait_s: float | None = None
+    ) -> Iterator[Connection]:
+        """A read-only connection without external access; DuckDB has no statement timeout to set.
+
+        While it is open no other process can write the file: keep it short. ``lock_wait_s`` (default
+        :data:`LOCK_WAIT_SECONDS`) bounds the wait for a writer to let go, then :class:`WarehouseBusy`.
+        """
+        con = self._connect(reader=True, lock_wait_s=lock_wait_s)
         try:
             yield DuckDBConnection(con)
         finally:

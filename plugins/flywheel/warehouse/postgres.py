@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -70,11 +71,19 @@ class PostgresWarehouse(Warehouse):
             con.close()
 
     @contextmanager
-    def reader(self, statement_timeout_s: float = READER_STATEMENT_TIMEOUT_S) -> Iterator[Connection]:
-        """A read-only transaction whose statements are cancelled after ``statement_timeout_s``."""
+    def reader(
+        self, statement_timeout_s: float = READER_STATEMENT_TIMEOUT_S, lock_wait_s: float | None = None
+    ) -> Iterator[Connection]:
+        """A read-only transaction whose statements are cancelled after ``statement_timeout_s``.
+
+        Readers never block writers here (MVCC); ``lock_wait_s`` bounds the wait for the connection
+        (libpq's ``connect_timeout``, whole seconds, at least 2), and a read waiting on a lock counts
+        towards ``statement_timeout_s``.
+        """
         import psycopg2
 
-        con = psycopg2.connect(_dsn(self.url))
+        waiting = {} if lock_wait_s is None else {"connect_timeout": max(2, math.ceil(lock_wait_s))}
+        con = psycopg2.connect(_dsn(self.url), **waiting)
         try:
             # The server enforces both for the whole transaction; set_config(..., true) is transaction-local.
             con.set_session(readonly=True)
