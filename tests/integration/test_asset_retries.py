@@ -29,9 +29,7 @@ def test_asset_triggered_runs_complete_after_a_retry_and_after_a_clear(home: Set
     ) as procs:
         api = admin_api(procs)
         procs.wait_for(
-            lambda: api.request("GET", "/assets", params={"name_pattern": "flywheel_test_signal"})[
-                "total_entries"
-            ],
+            lambda: api.assets("flywheel_test_signal"),
             "the signal asset to be registered",
         )
         api.emit_asset_event("flywheel_test_signal", {"plan": "retry", "proceed": str(proceed)})

@@ -83,7 +83,7 @@ def test_rollback_of_a_worse_model_and_promotion_of_a_good_one(
             run_id = api.trigger("deploy_model", conf={"version": version})
 
             def finished() -> dict | None:
-                run = api.request("GET", f"/dags/deploy_model/dagRuns/{run_id}")
+                run = api.dag_run("deploy_model", run_id)
                 return run if run["state"] in ("success", "failed") else None
 
             return procs.wait_for(finished, f"deploy_model of {version}", timeout=900, every=2.0)

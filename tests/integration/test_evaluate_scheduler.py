@@ -80,9 +80,7 @@ def test_the_gate_judges_candidates_through_the_scheduler(
     with AirflowProcesses(home, dags_folder=dags, setup=setup) as procs:
         api = admin_api(procs)
         procs.wait_for(
-            lambda: api.request("GET", "/assets", params={"name_pattern": "model_candidate"})[
-                "total_entries"
-            ],
+            lambda: api.assets("model_candidate"),
             "the model_candidate asset to be registered",
         )
         # 1. The first candidates: the record without files, and the first real model (no baseline yet).
@@ -101,8 +99,8 @@ def test_the_gate_judges_candidates_through_the_scheduler(
         }
         logs = {}
         for version, i in judged.items():
-            path = f"/dags/evaluate_model/dagRuns/{second['dag_run_id']}/taskInstances/judge/{i}"
-            tries = api.request("GET", path)["try_number"]  # the log of the try that succeeded
+            ti = api.task_instance("evaluate_model", second["dag_run_id"], "judge", i)
+            tries = ti["try_number"]  # the log of the try that succeeded
             logs[version] = api.task_log("evaluate_model", second["dag_run_id"], "judge", tries, i)
         announced = [
             api.task_result("consume_blessed", r["dag_run_id"], "consume")

@@ -49,18 +49,18 @@ def test_raw_events_start_build_features_which_publishes_online_features(home: S
         )
         runs = api.dag_runs("build_features")
         first = runs[0]
-        ti = api.request("GET", f"/dags/build_features/dagRuns/{first['dag_run_id']}/taskInstances")
+        ti = api.task_instances("build_features", run_id=first["dag_run_id"])
         api.close()
 
     assert first["run_type"] == "asset_triggered"
-    task_ids = {t["task_id"] for t in ti["task_instances"]}
+    task_ids = {t["task_id"] for t in ti}
     assert {
         "gate_raw_events",
         "dbt_models.user_features",
         "gate_feature_marts",
         "publish_features",
     } <= task_ids
-    assert all(t["state"] == "success" for t in ti["task_instances"])
+    assert all(t["state"] == "success" for t in ti)
     assert published["materialized"]["user_features"] > 0
 
     wh = open_warehouse(home.warehouse_url)

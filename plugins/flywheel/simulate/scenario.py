@@ -71,5 +71,5 @@ def parse_ts(value: str) -> datetime:
 def retrain_decision_time(api: Any, run_id: str) -> datetime:
     """When the rule and the debounce decided, for the ``detect_drift`` run that requested retraining:
     the end of its ``should_retrain`` task."""
-    ti = api.request("GET", f"/dags/detect_drift/dagRuns/{run_id}/taskInstances/should_retrain")
+    ti = api.task_instance("detect_drift", run_id, "should_retrain")
     return parse_ts(ti["end_date"])
