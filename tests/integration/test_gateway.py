@@ -229,7 +229,7 @@ def test_the_gateway_still_answers_after_bad_input(world: World) -> None:
     assert ready.status_code == 200 and ready.json()["champion"] == world.versions["champion"]
 
 
-def test_a_canary_triton_lacks_serves_from_the_champion_until_it_is_loaded(world: World) -> None:
+def test_a_canary_triton_lacks_serves_from_the_champion_until_the_gateway_loaded_it(world: World) -> None:
     from flywheel.serving.routing import choose_bucket
     from flywheel.serving.state import CanaryState
     from flywheel.serving.triton import Triton
@@ -237,12 +237,19 @@ def test_a_canary_triton_lacks_serves_from_the_champion_until_it_is_loaded(world
     champion, canary = world.versions["champion"], world.versions["canary"]
     triton = Triton(world.settings.serving.triton_url)
     users = world.users[:60]
-    world.state(champion=champion, canary=canary, weight=0.5, step=3)
-    answers = [world.rank({"user_id": u, "item_ids": world.items[:8]}) for u in users]
-    assert [a.status_code for a in answers] == [200] * len(users)
-    assert {(a.json()["model_version"], a.json()["bucket"]) for a in answers} == {(champion, "champion")}
+    assert not triton.ready(canary)
+    world.state(champion=champion, canary=canary, weight=0.5, step=3)  # as after a restart of Triton
+    answer = world.rank({"user_id": users[0], "item_ids": world.items[:8]})
+    assert answer.status_code == 200 and answer.json()["model_version"] == champion
+    deadline = time.monotonic() + 30.0
+    while time.monotonic() < deadline:
+        answers = [world.rank({"user_id": u, "item_ids": world.items[:8]}) for u in users]
+        assert [a.status_code for a in answers] == [200] * len(users)  # nobody waits for the load
+        if triton.ready(canary):
+            break
+        assert {(a.json()["model_version"], a.json()["bucket"]) for a in answers} == {(champion, "champion")}
+    assert triton.ready(canary), "the gateway did not load the canary the state names"
 
-    triton.load(canary)
     time.sleep(1.2)  # the gateway asks again once its second of "not loaded" has passed
     state = CanaryState(champion, canary, 0.5, 3)
     for user in users:
