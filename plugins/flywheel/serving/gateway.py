@@ -170,6 +170,13 @@ class Gateway:
                         f"Triton at {self.triton.url} is not reachable: it stopped serving {version} "
                         f"mid-request, nothing was scored (retry): {exc}",
                     ) from exc
+                if not self.triton.server_ready():
+                    # Stopping (it unloads every model first, still live) or starting: not a model problem.
+                    raise Rejected(
+                        503,
+                        f"Triton at {self.triton.url} is not reachable: it is not ready (stopping or "
+                        f"starting), nothing was scored (retry): {exc}",
+                    ) from exc
                 reloading = spec is not None and self._reload(version)
                 if served == CANARY:
                     self._unready[version] = time.monotonic() + UNREADY_SECONDS
@@ -195,10 +202,10 @@ class Gateway:
         return self.triton.live() and self._loaded(version)
 
     def _reload(self, version: str) -> bool:
-        """Load ``version`` into a live Triton that lost it, in the background (this request does not wait);
-        False when Triton is down or the version was tried less than RELOAD_SECONDS ago."""
+        """Load ``version`` into a ready Triton that lost it, in the background (this request does not
+        wait); False when Triton is not ready (down, stopping) or was asked within RELOAD_SECONDS."""
         with self._reload_lock:
-            if self._reload_after.get(version, 0.0) > time.monotonic() or not self.triton.live():
+            if self._reload_after.get(version, 0.0) > time.monotonic() or not self.triton.server_ready():
                 return False
             self._reload_after[version] = time.monotonic() + RELOAD_SECONDS
         threading.Thread(

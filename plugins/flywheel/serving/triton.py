@@ -167,6 +167,14 @@ class Triton:
         except (TritonUnavailable, TritonError):
             return False
 
+    def server_ready(self) -> bool:
+        """Whether the server is ready for requests (never raises): live and not starting or shutting down
+        (Triton unloads every model first when it stops, while it still answers as live)."""
+        try:
+            return bool(self._call("the readiness probe", lambda c: c.is_server_ready()))
+        except (TritonUnavailable, TritonError):
+            return False
+
     def ready(self, version: str) -> bool:
         """Whether ``version`` is loaded and ready to infer; TritonUnavailable when the server is down."""
         name = triton_model_name(version)
