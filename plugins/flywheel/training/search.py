@@ -38,12 +38,15 @@ class SearchOptions:
     patience: int = PATIENCE
     seed: int = 0
     scheduler: str = "asha"  # "asha" or "fifo" (every trial runs to max_epochs or patience)
-    searcher: str = "tpe"  # "tpe" (Optuna) or "random"
+    searcher: str = "tpe"  # "tpe" (Optuna's TPE sampler) or "random" (Tune's random variants)
     grace_period: int = 1
     reduction_factor: int = 3
     num_cpus: int = 2
     first_guess: bool = True  # try DEFAULT_PARAMS as the first trial
     space: SearchSpace = field(default_factory=load_search_space)
+    # Stop the whole search once its trials have trained this many epochs (benchmarks compare searches
+    # at equal cost); None: the trial budget alone decides. Not carried across a resume.
+    max_total_epochs: int | None = None
 
 
 @dataclass
@@ -114,6 +117,69 @@ def trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
+def tune_config(options: SearchOptions) -> Any:
+    """Ray Tune's settings for a new search: the scheduler, the searcher and how many trials run at once."""
+    from optuna.samplers import TPESampler
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+    from ray.tune.search.optuna import OptunaSearch
+
+    from flywheel.training.trainer import DEFAULT_PARAMS
+
+    if options.scheduler not in ("asha", "fifo"):
+        raise ValueError(f"unknown scheduler {options.scheduler!r}: use asha or fifo")
+    if options.searcher not in ("tpe", "random"):
+        raise ValueError(f"unknown searcher {options.searcher!r}: use tpe or random")
+    space = options.space
+    at_once = max(1, min(options.num_cpus, options.budget))  # one CPU per trial
+    # Both searchers get the same first guess (or none), so neither starts from a better point.
+    first = (
+        [{k: v for k, v in DEFAULT_PARAMS.items() if k in space.parameters}] if options.first_guess else None
+    )
+    if options.searcher == "tpe":
+        search_alg = OptunaSearch(sampler=TPESampler(seed=options.seed), points_to_evaluate=first)
+    else:
+        # Capped here too: uncapped, Tune queues up to 200 variants, which an epoch budget leaves unstarted.
+        search_alg = BasicVariantGenerator(first, max_concurrent=at_once, random_state=options.seed)
+    scheduler = FIFOScheduler()
+    if options.scheduler == "asha":
+        scheduler = ASHAScheduler(
+            max_t=options.max_epochs,
+            grace_period=options.grace_period,
+            reduction_factor=options.reduction_factor,
+        )
+    return tune.TuneConfig(
+        metric=space.metric,
+        mode=space.mode,
+        num_samples=options.budget,
+        scheduler=scheduler,
+        search_alg=search_alg,
+        max_concurrent_trials=at_once if options.searcher == "tpe" else None,  # wraps only a Searcher
+        trial_dirname_creator=trial_dirname,
+        reuse_actors=True,  # a new worker process per trial would re-import torch each time
+    )
+
+
+def epoch_budget(limit: int) -> Any:
+    """A Tune stopper that ends the search (running trials included) after ``limit`` epochs in all."""
+    from ray.tune.stopper import Stopper
+
+    class EpochBudget(Stopper):
+        def __init__(self) -> None:
+            # (trial, epoch) pairs: a trial that returns on its own is reported once more, as a duplicate.
+            self.seen: set[tuple[str, Any]] = set()
+
+        def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+            self.seen.add((trial_id, result.get("training_iteration")))
+            return False
+
+        def stop_all(self) -> bool:
+            return len(self.seen) >= limit
+
+    return EpochBudget()
+
+
 def _tuner(
     data: TrainingData,
     output: Path,
@@ -124,11 +190,6 @@ def _tuner(
     resume: bool,
 ) -> Any:
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search.basic_variant import BasicVariantGenerator
-    from ray.tune.search.optuna import OptunaSearch
-
-    from flywheel.training.trainer import DEFAULT_PARAMS
 
     concurrency = max(1, min(options.num_cpus, options.budget))
     settings = TrialSettings(
@@ -147,48 +208,19 @@ def _tuner(
     if resume and tune.Tuner.can_restore(path, storage_filesystem=filesystem):
         # resume_errored retries interrupted trials from their checkpoints; restart_errored breaks Optuna.
         return tune.Tuner.restore(path, trainable, resume_errored=True, storage_filesystem=filesystem)
-    space = options.space
-    if options.scheduler not in ("asha", "fifo"):
-        raise ValueError(f"unknown scheduler {options.scheduler!r}: use asha or fifo")
-    if options.scheduler == "asha":
-        scheduler = ASHAScheduler(
-            max_t=options.max_epochs,
-            grace_period=options.grace_period,
-            reduction_factor=options.reduction_factor,
-        )
-    else:
-        scheduler = FIFOScheduler()
-    # Both searchers get the same first guess (or none), so neither starts from a better point.
-    first = (
-        [{k: v for k, v in DEFAULT_PARAMS.items() if k in space.parameters}] if options.first_guess else None
-    )
-    if options.searcher == "tpe":
-        search_alg = OptunaSearch(seed=options.seed, points_to_evaluate=first)
-    elif options.searcher == "random":
-        search_alg = BasicVariantGenerator(points_to_evaluate=first, random_state=options.seed)
-    else:
-        raise ValueError(f"unknown searcher {options.searcher!r}: use tpe or random")
+    config = tune_config(options)
     if filesystem is None and Path(path).exists():
         # A leftover that cannot be restored (killed before its first state save): start clean.
         shutil.rmtree(path)
     return tune.Tuner(
         trainable,
-        param_space=space.to_tune(),
-        tune_config=tune.TuneConfig(
-            metric=space.metric,
-            mode=space.mode,
-            num_samples=options.budget,
-            scheduler=scheduler,
-            search_alg=search_alg,
-            # Random variants are capped by the CPUs (one per trial); Tune caps only a Searcher itself.
-            max_concurrent_trials=concurrency if options.searcher == "tpe" else None,
-            trial_dirname_creator=trial_dirname,
-            reuse_actors=True,  # a new worker process per trial would re-import torch each time
-        ),
+        param_space=options.space.to_tune(),
+        tune_config=config,
         run_config=tune.RunConfig(
             name=EXPERIMENT,
             storage_path=root,
             storage_filesystem=filesystem,
+            stop=epoch_budget(options.max_total_epochs) if options.max_total_epochs else None,
             # Retention is CheckpointRetention's job: Tune's num_to_keep can strand a resume (see there).
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
             failure_config=tune.FailureConfig(max_failures=1),
@@ -243,7 +275,8 @@ def summarise(grid: Any, metric: str) -> SearchOutcome:
     for result in grid:
         frame = result.metrics_dataframe
         if frame is None or frame.empty or metric not in frame:
-            trials.append({"trial_id": result.metrics.get("trial_id"), "error": str(result.error)})
+            if result.error is not None:  # no error: stopped (max_total_epochs) before its first epoch
+                trials.append({"trial_id": result.metrics.get("trial_id"), "error": str(result.error)})
             continue
         top = frame.loc[frame[metric].idxmax()].to_dict()
         row = {
