@@ -143,6 +143,17 @@ class AirflowAPI:
             time.sleep(3)
         raise TimeoutError(f"{dag_id}: only {seen}/{expected} runs finished after {timeout:.0f}s")
 
+    def dags(self) -> list[dict[str, Any]]:
+        """The DAGs Airflow has parsed (none until the dag-processor has read the folder)."""
+        with _answer("the DAGs"):
+            return [_json(d) for d in af.DAGApi(self.api).get_dags(limit=PAGE).dags]
+
+    def import_errors(self) -> list[dict[str, Any]]:
+        """DAG files that failed to import: ``filename`` and the ``stack_trace`` Airflow recorded."""
+        with _answer("the DAG import errors"):
+            page = af.ImportErrorApi(self.api).get_import_errors(limit=PAGE)
+        return [_json(e) for e in page.import_errors]
+
     def assets(self, name: str) -> list[dict[str, Any]]:
         """The registered assets whose name contains ``name`` (none until a DAG that uses one is parsed)."""
         with _answer(f"assets named like {name}"):
