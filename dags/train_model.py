@@ -10,11 +10,15 @@ candidate in `registry.model_versions`:
    subprocess (default) or as a pod on a GPU node (`backend = kubernetes`); a retry resumes the search;
 3. `register_candidate` — the best model's TorchScript, feature spec and metadata; updates `model_candidate`.
 
+With `warm_start` (form; default `FLYWHEEL_TRAIN_WARM_START`, what drift-triggered runs use) the search
+fine-tunes the model in service when its feature spec fits the new set, in a space narrowed around its
+hyperparameters; otherwise, or with nothing in service, it searches cold and its log says why.
+
 The window ends where the evaluation's held-out hours begin (the newest `FLYWHEEL_EVAL_HELD_OUT_HOURS`
 published hours), so `evaluate_model` judges every candidate on hours it never saw.
 
 Started by the `retrain_requested` asset (drift) or weekly, Monday 03:00 UTC (`FLYWHEEL_TRAIN_CRON`).
-Trigger with a form to change the budget, epochs, window or backend.
+Trigger with a form to change the budget, epochs, window, warm start or backend.
 """
 
 from __future__ import annotations
@@ -66,6 +70,11 @@ TRAIN_CRON = TRAINING.cron
             None,
             type=["null", "string"],
             description="ISO end of the window (default: data; never past the held-out hours)",
+        ),
+        "warm_start": Param(
+            TRAINING.warm_start,
+            type="boolean",
+            description="fine-tune the model in service when its feature spec fits (else a cold search)",
         ),
         "backend": Param("local", enum=["local", "kubernetes"], description="where the search runs"),
         "seed": Param(0, type="integer"),

@@ -36,6 +36,7 @@ VARIABLES: tuple[str, ...] = (
     "FLYWHEEL_TRAIN_BUDGET",
     "FLYWHEEL_TRAIN_MAX_EPOCHS",
     "FLYWHEEL_TRAIN_WORKDIR",
+    "FLYWHEEL_TRAIN_WARM_START",
     "FLYWHEEL_TRAINER_IMAGE",
     "FLYWHEEL_TRAINER_NAMESPACE",
     "FLYWHEEL_TRAINER_SECRET",
@@ -139,6 +140,20 @@ def _location(name: str, default: Path) -> Path | str:
     return Path(value.removeprefix("file://")).expanduser().resolve() if value else default
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _bool(name: str, default: bool) -> bool:
+    text = _optional(name)
+    if text is None:
+        return default
+    if text.lower() in _TRUE + _FALSE:
+        return text.lower() in _TRUE
+    raise SettingsError(
+        name, text, f"is not a boolean ({' / '.join(_TRUE)}, or {' / '.join(_FALSE)})", "true"
+    )
+
+
 def _int(name: str, default: int, low: int, high: int | None = None, example: int | None = None) -> int:
     text = _optional(name)
     if text is None:
@@ -218,6 +233,10 @@ class TrainingDefaults:
     workdir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
     #: Ray's temp folder for a search (``RAY_TMPDIR``, kept afterwards); None: one per run, removed after.
     ray_tmpdir: Path | None = None
+    #: Fine-tune the model in service (when its feature spec fits) instead of a cold search: the form's
+    #: default, so what drift-triggered runs do. On: in benchmarks/warm_start.py warm beat cold on both
+    #: post-drift AUC and wall time (docs/training.md has the figures).
+    warm_start: bool = True
 
 
 @dataclass(frozen=True)
@@ -393,6 +412,7 @@ def _training_defaults() -> TrainingDefaults:
         max_epochs=_int("FLYWHEEL_TRAIN_MAX_EPOCHS", TrainingDefaults.max_epochs, 1, 100),
         **({"workdir": Path(workdir).expanduser()} if workdir else {}),
         ray_tmpdir=Path(ray_tmpdir).expanduser() if ray_tmpdir else None,
+        warm_start=_bool("FLYWHEEL_TRAIN_WARM_START", TrainingDefaults.warm_start),
     )
 
 

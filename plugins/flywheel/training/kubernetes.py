@@ -102,6 +102,7 @@ def build_training_pod_operator(
     seed: int = 0,
     kubernetes_conn_id: str | None = None,
     timeout_s: int | None = None,
+    extra_args: Sequence[str] = (),
     **operator_kwargs: Any,
 ) -> Any:
     """A ``KubernetesPodOperator`` running ``python -m flywheel.training.run ... --resume`` on a GPU node.
@@ -121,7 +122,7 @@ def build_training_pod_operator(
         raise ValueError(f"gpu_count must be >= 0, got {gpu_count}")
 
     args = training_command(dataset_uri, output_uri, budget, max_epochs, resume=True, seed=seed)[3:]
-    args += ["--num-cpus", str(cpu)]
+    args += ["--num-cpus", str(cpu), *extra_args]  # extra_args: e.g. a warm start's --warm-start-from
     limits = {"cpu": str(cpu), "memory": memory}
     if gpu_count:
         limits[GPU_RESOURCE] = str(gpu_count)

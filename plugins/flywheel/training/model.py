@@ -85,14 +85,10 @@ def build_model(cardinalities: Sequence[int], n_dense: int, params: Mapping[str,
     return DCN(cardinalities, n_dense, **{k: params[k] for k in ARCHITECTURE_KEYS if k in params})
 
 
-def device() -> torch.device:
-    """CUDA when the machine has it (the trainer image on a GPU node), else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def export_torchscript(model: DCN, path: str | Path) -> Path:
-    """Save the model as a TorchScript ``ClickScorer`` on the CPU (Triton moves it where it serves)."""
-    scorer = ClickScorer(model).to("cpu").eval()
+    """Save the model as a TorchScript ``ClickScorer`` on the CPU in float32, wherever and in whatever
+    precision it trained (Triton moves it where it serves)."""
+    scorer = ClickScorer(model).to(device="cpu", dtype=torch.float32).eval()
     with warnings.catch_warnings():
         # Deprecated in torch 2.13 in favour of torch.export, but Triton's libtorch backend loads TorchScript.
         warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*torch.jit")

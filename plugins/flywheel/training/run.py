@@ -1,8 +1,10 @@
 """Entry point of a training run, the same locally and in the trainer image:
 
     python -m flywheel.training.run --dataset URI --output URI --budget N --max-epochs E [--resume] [--seed S]
+        [--warm-start-from MODEL_URI --warm-start-version V]
 
-It searches hyperparameters, exports the best model to ``<output>/model/`` and prints progress lines.
+It searches hyperparameters (or fine-tunes a model), exports the best model to ``<output>/model/`` and
+prints progress lines.
 """
 
 from __future__ import annotations
@@ -59,11 +61,13 @@ def _work_dir(output: str) -> Path:
     return base / f"flywheel-train-{hashlib.sha256(output.encode()).hexdigest()[:12]}"
 
 
-def _claim_output(work: Path, storage: str, version: str, args: argparse.Namespace) -> None:
-    """Record what this output is for; refuse to mix data versions or to restart without ``--resume``."""
+def _claim_output(work: Path, storage: str, version: str, args: argparse.Namespace) -> dict[str, Any] | None:
+    """Refuse to mix data versions or to restart without ``--resume``; the record of the run this output
+    already holds (``None``: a new run). :func:`_record_run` writes the record."""
     from flywheel.training.search import has_experiment
 
     record = work / RUN_FILE
+    previous = None
     if record.exists():
         previous = json.loads(record.read_text())
         if previous.get("data_version") != version:
@@ -75,14 +79,20 @@ def _claim_output(work: Path, storage: str, version: str, args: argparse.Namespa
             raise RunError(f"output {args.output} already holds a search: pass --resume to continue it")
     elif not args.resume and has_experiment(storage):
         raise RunError(f"output {args.output} already holds a search: pass --resume to continue it")
+    return previous
+
+
+def _record_run(work: Path, version: str, args: argparse.Namespace, warm_start: dict[str, Any]) -> None:
+    """What this output is for, and how its search started (a resume must start the same way)."""
     write_json(
-        record,
+        work / RUN_FILE,
         {
             "data_version": version,
             "dataset": args.dataset,
             "budget": args.budget,
             "max_epochs": args.max_epochs,
             "seed": args.seed,
+            "warm_start": warm_start,
         },
     )
 
@@ -93,6 +103,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     from flywheel.training.space import load_search_space
     from flywheel.training.trainer import prepare_data
     from flywheel.training.trial import load_trainer_state
+    from flywheel.training.warm import choose_start, warm_options
 
     started = time.perf_counter()
     frame = load(args.dataset)
@@ -111,9 +122,14 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     work = _work_dir(args.output)
     work.mkdir(parents=True, exist_ok=True)
     storage = str(work / "tune") if is_local(args.output) else f"{args.output.rstrip('/')}/tune"
-    _claim_output(work, storage, version, args)
+    previous = _claim_output(work, storage, version, args)
+    champion, warm_start = choose_start(
+        previous, args.warm_start_from, args.warm_start_version, frame, args.val_fraction, emit
+    )
+    _record_run(work, version, args, warm_start)
 
-    data = prepare_data(frame, args.val_fraction)
+    # Warm: encoded with the champion's spec, so each input means what it meant to its weights.
+    data = prepare_data(frame, args.val_fraction, spec=champion.spec if champion else None)
     emit(
         f"dataset {args.dataset}: data version {version}, {len(frame):,} rows "
         f"({int(frame['label'].sum()):,} clicks); train {len(data.train):,} / validation {len(data.val):,} "
@@ -128,6 +144,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         num_cpus=args.num_cpus,
         space=load_search_space(args.search_space),
     )
+    if champion is not None:
+        options = warm_options(options, champion)  # fewer trials, a narrowed space, the champion's weights
+        emit(
+            f"fine-tuning {champion.version}: {options.budget} trial(s) (of {args.budget}) in a space "
+            f"narrowed around its hyperparameters"
+        )
     tick = time.perf_counter()
     outcome = run_search(data, work, options, resume=args.resume, emit=emit, storage=storage)
     search_s = time.perf_counter() - tick
@@ -169,13 +191,14 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             "trial_count": outcome.trial_count,
             "best_trial_id": outcome.best_trial_id,
             "epochs_total": outcome.epochs_total,
-            "budget": args.budget,
+            "budget": options.budget,
             "seed": args.seed,
             "scheduler": "asha",
             "searcher": "optuna-tpe",
             "space": options.space.parameters,
             "trials": outcome.trials,
         },
+        "warm_start": warm_start,
         "timings": {
             "load_s": load_s,
             "search_s": search_s,
@@ -211,6 +234,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--val-fraction", type=float, default=VAL_FRACTION, help="latest share of rows")
     parser.add_argument("--num-cpus", type=int, default=min(2, os.cpu_count() or 1), help="trials at once")
     parser.add_argument("--search-space", default=None, help="YAML file (default: the packaged one)")
+    parser.add_argument(
+        "--warm-start-from",
+        default=None,
+        help="model folder (path or URI) to fine-tune when its feature spec fits; else a cold search",
+    )
+    parser.add_argument("--warm-start-version", default=None, help="its registry version, for the record")
     args = parser.parse_args(argv)
     for name in ("budget", "max_epochs", "patience", "num_cpus"):
         if getattr(args, name) < 1:
@@ -224,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     from flywheel.config import SettingsError
     from flywheel.training.search import SearchError
     from flywheel.training.space import SearchSpaceError
+    from flywheel.training.warm import WarmStartError
 
     try:
         train(args)
@@ -234,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         SearchSpaceError,
         FeatureSpecError,
         SettingsError,
+        WarmStartError,
     ) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2

@@ -75,6 +75,8 @@ def register_candidate(
         "trial_count": search["trial_count"],
         "best_trial_id": search["best_trial_id"],
         "timings": metadata["timings"],
+        # The version it was fine-tuned from; None: a cold search (the reason is in metadata.json).
+        "warm_start_from": (metadata.get("warm_start") or {}).get("from"),
     }
     version = registry.register_candidate(
         data_version=metadata["data_version"],
@@ -93,7 +95,35 @@ def register_candidate(
         "val_auc": metadata["metrics"]["val_auc"],
         "artifact_uri": artifact_uri,
         "data_version": metadata["data_version"],
+        "warm_start_from": metrics["warm_start_from"],
     }
+
+
+def warm_start_source(settings: Settings) -> dict[str, str] | None:
+    """The model a warm start fine-tunes: the one in service (``registry.in_service``: the champion, or
+    before any promotion the newest blessed model), as ``{"version", "artifact_uri"}``; ``None`` when
+    nothing is in service or only a candidate the gate has not judged (never fine-tune an unjudged model)."""
+    from flywheel import registry
+    from flywheel.warehouse import open_warehouse
+
+    model = registry.in_service(open_warehouse(settings.warehouse_url))
+    if model is None:
+        log.info("warm start asked for, but no model is in service (%s): cold search", registry.TABLE)
+        return None
+    if model.status == "candidate":
+        log.info("warm start asked for, but %s is not judged yet (candidate): cold search", model.version)
+        return None
+    log.info("warm start asked for: the model in service is %s (%s)", model.version, model.status)
+    return {"version": model.version, "artifact_uri": model.artifact_uri}
+
+
+def warm_start_args(source: dict[str, str] | None, uri: Any = None) -> list[str]:
+    """The entry point's arguments for a warm start from ``source`` (its folder through ``uri``, e.g. as a
+    pod sees it); none for a cold search."""
+    if not source:
+        return []
+    where = uri(source["artifact_uri"]) if uri else source["artifact_uri"]
+    return ["--warm-start-from", where, "--warm-start-version", source["version"]]
 
 
 def train_and_register(
@@ -106,8 +136,10 @@ def train_and_register(
     seed: int = 0,
     timeout: float | None = None,
     logger: logging.Logger | None = None,
+    warm_start: bool = False,
 ) -> dict[str, Any]:
-    """Snapshot, train with the local backend, register; returns version, val_auc, artifact, data version.
+    """Snapshot, train with the local backend, register; returns version, val_auc, artifact, data version
+    and the version it was fine-tuned from (``warm_start``: from the model in service when its spec fits).
 
     ``budget`` and ``max_epochs`` default to ``FLYWHEEL_TRAIN_BUDGET`` and ``FLYWHEEL_TRAIN_MAX_EPOCHS``.
 
@@ -133,6 +165,7 @@ def train_and_register(
         timeout=timeout,
         logger=logger or log,
         seed=seed,
+        extra_args=warm_start_args(warm_start_source(settings) if warm_start else None),
     )
     return register_candidate(str(output), run_id, data_window(frame), settings)
 

@@ -42,7 +42,10 @@ class SearchOptions:
     grace_period: int = 1
     reduction_factor: int = 3
     num_cpus: int = 2
-    first_guess: bool = True  # try DEFAULT_PARAMS as the first trial
+    first_guess: bool = True  # try DEFAULT_PARAMS (or first_params) as the first trial
+    first_params: dict[str, Any] | None = None  # a warm start's first trial: near the champion's params
+    # A warm start: the state dict every trial starts from (a checkpoint, when there is one, wins).
+    initial_weights: dict[str, Any] | None = None
     space: SearchSpace = field(default_factory=load_search_space)
     # Stop the whole search once its trials have trained this many epochs (benchmarks compare searches
     # at equal cost); None: the trial budget alone decides. Not carried across a resume.
@@ -134,9 +137,8 @@ def tune_config(options: SearchOptions) -> Any:
     space = options.space
     at_once = max(1, min(options.num_cpus, options.budget))  # one CPU per trial
     # Both searchers get the same first guess (or none), so neither starts from a better point.
-    first = (
-        [{k: v for k, v in DEFAULT_PARAMS.items() if k in space.parameters}] if options.first_guess else None
-    )
+    guess = options.first_params or DEFAULT_PARAMS
+    first = [{k: v for k, v in guess.items() if k in space.parameters}] if options.first_guess else None
     if options.searcher == "tpe":
         search_alg = OptunaSearch(sampler=TPESampler(seed=options.seed), points_to_evaluate=first)
     else:
@@ -197,6 +199,7 @@ def _tuner(
         patience=options.patience,
         seed=options.seed,
         starts_dir=str(output / STARTS_DIR),
+        initial_weights=options.initial_weights,
     )
     resources = {"cpu": 1, "gpu": gpus / concurrency if gpus else 0}
     trainable = tune.with_resources(
@@ -249,6 +252,7 @@ def run_search(
     from flywheel.training.retention import CheckpointRetention, prune_finished
 
     nbytes = sum(a.nbytes for s in (data.train, data.val) for a in (s.sparse, s.dense, s.label))
+    nbytes += sum(w.nbytes for w in (options.initial_weights or {}).values())
     with ray_session(output, options.num_cpus, 2 * nbytes + 64 * 1024**2) as gpus:
         callback = ProgressCallback(emit, options.max_epochs, options.space.metric, timeline)
         tuner = _tuner(data, output, storage, options, gpus, [callback, CheckpointRetention()], resume)
@@ -278,7 +282,11 @@ def summarise(grid: Any, metric: str) -> SearchOutcome:
             if result.error is not None:  # no error: stopped (max_total_epochs) before its first epoch
                 trials.append({"trial_id": result.metrics.get("trial_id"), "error": str(result.error)})
             continue
-        top = frame.loc[frame[metric].idxmax()].to_dict()
+        finite = frame[metric].dropna()
+        if finite.empty:  # diverged (a learning rate too high gives NaN scores): a result, not a crash
+            trials.append({"trial_id": result.metrics.get("trial_id"), "error": f"no finite {metric}"})
+            continue
+        top = frame.loc[finite.idxmax()].to_dict()
         row = {
             "trial_id": top["trial_id"],
             "epochs": int(frame["training_iteration"].max()),

@@ -98,7 +98,22 @@ def build_training_set(
         len(frame),
         100 * frame["label"].mean(),
     )
-    return prepare_run(frame, start, end, run_id, settings)
+    # Read here, under the warehouse pool, and handed on: a retried train task starts the same way.
+    return {**prepare_run(frame, start, end, run_id, settings), "warm_start": warm_start(params, settings)}
+
+
+def warm_start(params: Mapping[str, Any], settings: Settings) -> dict[str, str] | None:
+    """The model in service to fine-tune when the run asks for a warm start (the form's ``warm_start``;
+    unset, as in drift-triggered runs: ``FLYWHEEL_TRAIN_WARM_START``), else ``None``: a cold search."""
+    from flywheel.training.runs import warm_start_source
+
+    wanted = params.get("warm_start")
+    if wanted is None:
+        wanted = settings.training.warm_start
+    if not wanted:
+        log.info("warm start off (the form's warm_start / FLYWHEEL_TRAIN_WARM_START): cold search")
+        return None
+    return warm_start_source(settings)
 
 
 def published_rows(frame: Any, start: datetime, end: datetime, settings: Settings) -> Any:
@@ -142,6 +157,7 @@ def choose_backend(params: Mapping[str, Any]) -> str:
 def train(prepared: Mapping[str, Any], params: Mapping[str, Any], logger: logging.Logger) -> dict:
     """The search as a subprocess in its own process group, its output streamed into the task log."""
     from flywheel.training import backends
+    from flywheel.training.runs import warm_start_args
 
     metadata = backends.train(
         prepared["dataset_uri"],
@@ -151,8 +167,20 @@ def train(prepared: Mapping[str, Any], params: Mapping[str, Any], logger: loggin
         resume=True,  # a retried task continues the search it finds in output_uri
         logger=logger,
         seed=int(params.get("seed") or 0),
+        extra_args=warm_start_args(prepared.get("warm_start")),
     )
-    return {"val_auc": metadata["metrics"]["val_auc"]}
+    return trained(metadata, logger)
+
+
+def trained(metadata: Mapping[str, Any], logger: logging.Logger | None) -> dict[str, Any]:
+    """What a train task returns, once its log says how the search started (fine-tuned or cold, and why)."""
+    logger = logger or log
+    start = metadata.get("warm_start") or {}
+    if start.get("from"):
+        logger.info("fine-tuned from %s: %s", start["from"], start.get("reason"))
+    else:
+        logger.info("cold search: %s", start.get("reason", "no warm start"))
+    return {"val_auc": metadata["metrics"]["val_auc"], "warm_start_from": start.get("from")}
 
 
 def training_pod_operator(
@@ -161,6 +189,7 @@ def training_pod_operator(
     """The pod operator of one run: its dataset and run folder as the pod addresses them, its budget,
     epochs and seed. Raises ``UnreachableFromPod`` when the artifacts are on the worker's own disk."""
     from flywheel.training.kubernetes import build_training_pod_operator, pod_uri
+    from flywheel.training.runs import warm_start_args
 
     settings = settings or get_settings()
     pod = settings.trainer
@@ -176,6 +205,7 @@ def training_pod_operator(
         budget=int(params["budget"]),
         max_epochs=int(params["max_epochs"]),
         seed=int(params.get("seed") or 0),
+        extra_args=warm_start_args(prepared.get("warm_start"), for_pod),
     )
 
 
@@ -198,7 +228,7 @@ def train_on_kubernetes(
             f"the trainer pod succeeded but {model_uri}/metadata.json is missing: check that the pod and "
             "the workers see the same FLYWHEEL_ARTIFACTS_DIR (bucket and endpoint, or claim)"
         )
-    return {"val_auc": metadata["metrics"]["val_auc"]}
+    return trained(metadata, log)
 
 
 def register_candidate(

@@ -52,9 +52,13 @@ class TrainingData:
     cutoff: str  # validation holds event_ts >= cutoff
 
 
-def prepare_data(frame: pd.DataFrame, val_fraction: float = VAL_FRACTION) -> TrainingData:
+def prepare_data(
+    frame: pd.DataFrame, val_fraction: float = VAL_FRACTION, spec: FeatureSpec | None = None
+) -> TrainingData:
+    """Split by time and encode; with ``spec`` (a warm start: the champion's), encode with it instead of
+    fitting one, so every input means to the weights what it meant when they were trained."""
     train_df, val_df, cutoff = time_split(frame, val_fraction)
-    spec = fit_spec(train_df)
+    spec = spec or fit_spec(train_df)
 
     def split(part: pd.DataFrame) -> Split:
         sparse, dense = encode(part, spec)
@@ -97,27 +101,40 @@ class EpochMetrics:
 class Trainer:
     """One model and its optimiser; ``run_epoch`` trains and validates, ``state_dict`` checkpoints it all."""
 
-    def __init__(self, data: TrainingData, params: Mapping[str, Any], seed: int = 0) -> None:
+    def __init__(
+        self,
+        data: TrainingData,
+        params: Mapping[str, Any],
+        seed: int = 0,
+        device: Any = None,
+        initial_weights: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``device``: ``cpu``, ``cuda``... (default: CUDA when present); ``initial_weights``: a state dict to
+        start from instead of a random initialisation (a warm start from the model in service)."""
         import torch
 
-        from flywheel.training.model import build_model, device
+        from flywheel.training.device import amp_dtype, grad_scaler, pick_device, place
+        from flywheel.training.model import build_model
 
         self.params = {**DEFAULT_PARAMS, **params}
         self.data = data
-        self.device = device()
+        self.device = pick_device(device)
+        self.amp = amp_dtype(self.device)
         torch.manual_seed(seed)
         self.generator = torch.Generator().manual_seed(seed)
-        self.model = build_model(data.spec.cardinalities, data.train.dense.shape[1], self.params).to(
-            self.device
-        )
+        model = build_model(data.spec.cardinalities, data.train.dense.shape[1], self.params)
+        if initial_weights is not None:
+            model.load_state_dict(initial_weights)
+        self.model = model.to(self.device)
         self.optimizer = _optimizer(self.model, self.params)
+        self.scaler = grad_scaler(self.device, self.amp)
         self.epoch = 0
         self.best_auc = -math.inf
         self.best_epoch = 0
         self.best_state: dict[str, Any] | None = None
         self.history: list[dict[str, float]] = []
         self._tensors = {
-            name: tuple(torch.as_tensor(a).to(self.device) for a in (split.sparse, split.dense, split.label))
+            name: place((split.sparse, split.dense, split.label), self.device)
             for name, split in (("train", data.train), ("val", data.val))
         }
 
@@ -128,21 +145,26 @@ class Trainer:
     def run_epoch(self) -> EpochMetrics:
         import torch
 
-        sparse, dense, label = self._tensors["train"]
-        batch = int(self.params["batch_size"])
-        order = torch.randperm(len(label), generator=self.generator).to(self.device)
+        from flywheel.training.device import autocast, batches
+
+        rows = len(self.data.train)
+        order = torch.randperm(rows, generator=self.generator)
         self.model.train()
         started = time.perf_counter()
         total = torch.zeros((), device=self.device)  # summed on the device: no sync per batch on a GPU
-        for start in range(0, len(label), batch):
-            idx = order[start : start + batch]
-            logits = self.model(sparse[idx], dense[idx])
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, label[idx])
+        for sparse, dense, label in batches(
+            self._tensors["train"], order, int(self.params["batch_size"]), self.device
+        ):
+            with autocast(self.device, self.amp):
+                logits = self.model(sparse, dense)
+            # The loss in float32 whatever the forward pass ran in (a no-op on the CPU).
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), label)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            total += loss.detach() * len(idx)
-        train_loss = float(total) / len(label)  # waits for the device, so the clock below is honest
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            total += loss.detach() * len(label)
+        train_loss = float(total) / rows  # waits for the device, so the clock below is honest
         elapsed = time.perf_counter() - started
         probs = self.predict(*self._tensors["val"][:2])
         val_label = self.data.val.label
@@ -156,7 +178,7 @@ class Trainer:
             train_loss=train_loss,
             val_auc=auc,
             val_logloss=log_loss(val_label, probs),
-            samples_per_s=len(label) / elapsed if elapsed > 0 else float("inf"),
+            samples_per_s=rows / elapsed if elapsed > 0 else float("inf"),
             best_val_auc=self.best_auc,
             best_epoch=self.best_epoch,
         )
@@ -167,13 +189,17 @@ class Trainer:
         """Click probabilities for encoded rows (tensors or arrays), with the current weights."""
         import torch
 
+        from flywheel.training.device import autocast
+
         self.model.eval()
         out = []
         with torch.no_grad():
             for start in range(0, len(sparse), batch):
-                s = torch.as_tensor(sparse[start : start + batch]).to(self.device)
-                d = torch.as_tensor(dense[start : start + batch]).to(self.device)
-                out.append(torch.sigmoid(self.model(s, d)).cpu().numpy())
+                s = torch.as_tensor(sparse[start : start + batch]).to(self.device, non_blocking=True)
+                d = torch.as_tensor(dense[start : start + batch]).to(self.device, non_blocking=True)
+                with autocast(self.device, self.amp):
+                    logits = self.model(s, d)
+                out.append(torch.sigmoid(logits.float()).cpu().numpy())
         return np.concatenate(out) if out else np.empty(0, dtype=np.float32)
 
     def best_model(self) -> Any:
@@ -194,6 +220,7 @@ class Trainer:
             "params": self.params,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
             "generator": self.generator.get_state(),
             "epoch": self.epoch,
             "best_auc": self.best_auc,
@@ -210,6 +237,8 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         self.generator.set_state(state["generator"])
         self.epoch, self.best_auc, self.best_epoch = state["epoch"], state["best_auc"], state["best_epoch"]
         self.best_state, self.history = state["best_state"], list(state["history"])
@@ -235,9 +264,11 @@ def fit(
     patience: int = PATIENCE,
     seed: int = 0,
     on_epoch: Callable[[EpochMetrics], None] | None = None,
+    device: Any = None,
+    initial_weights: Mapping[str, Any] | None = None,
 ) -> Trainer:
     """Train until ``max_epochs`` or ``patience`` epochs without a better validation AUC."""
-    trainer = Trainer(data, params or {}, seed=seed)
+    trainer = Trainer(data, params or {}, seed=seed, device=device, initial_weights=initial_weights)
     while trainer.epoch < max_epochs and trainer.epochs_since_best < patience:
         metrics = trainer.run_epoch()
         if on_epoch is not None:

@@ -30,6 +30,8 @@ class TrialSettings:
     seed: int
     threads: int = 1
     starts_dir: str | None = None
+    #: A warm start's weights (the model in service); a trial resumed from its checkpoint ignores them.
+    initial_weights: dict[str, Any] | None = None
 
 
 def trial_seed(seed: int, trial_id: str) -> int:
@@ -59,7 +61,9 @@ def train_trial(config: dict[str, Any], data: TrainingData, settings: TrialSetti
 
     torch.set_num_threads(settings.threads)
     trial_id = tune.get_context().get_trial_id()
-    trainer = Trainer(data, config, seed=trial_seed(settings.seed, trial_id))
+    trainer = Trainer(
+        data, config, seed=trial_seed(settings.seed, trial_id), initial_weights=settings.initial_weights
+    )
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
