@@ -11,7 +11,7 @@ SERVING_STAMP := $(SERVING_VENV)/.installed
 # pytest -n is not used: the integration tests start real services that want the machine to themselves.
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast up lint bench lock clean system-deps
+.PHONY: demo test test-fast up down lint bench lock clean system-deps
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,8 +41,12 @@ test: $(STAMP) $(SERVING_STAMP) system-deps
 test-fast: $(STAMP) system-deps
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
+# Airflow in the background for interactive use (a new home first gets a short story); `make down` stops it.
 up: $(STAMP) $(SERVING_STAMP)
 	$(BIN)/flywheel up
+
+down: $(STAMP)
+	$(BIN)/flywheel down
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -136,7 +136,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from flywheel.config import get_settings
-    from flywheel.local.demo import DEMO_START, run_demo
+    from flywheel.local.demo import DEMO_START, plan_windows, run_demo
 
     # The simulation the demo starts with, checked before the demo creates its home or starts Airflow.
     _simulation(
@@ -148,6 +148,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         impressions_per_hour=args.impressions_per_hour,
     )
+    if args.drift != "none":
+        try:
+            plan_windows(args.hours, args.drift_at, get_settings().evaluation.held_out_hours)
+        except ValueError as exc:
+            problem, _, fix = str(exc).partition("; use ")
+            raise Refusal(problem, f"use {fix}") from None
     _writable(get_settings().home, "flywheel home", "set FLYWHEEL_HOME to a writable folder")
     return run_demo(
         hours=args.hours,
@@ -159,12 +165,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    from flywheel.local.demo import run_up
+    from flywheel.local.up import run_foreground, run_up
 
     if not 0 < args.port < 65536:
         raise Refusal(f"--port {args.port} is not a TCP port", "use one from 1 to 65535, e.g. --port 8080")
+    if args.foreground:
+        return run_foreground(port=args.port)
+    return run_up(port=args.port, story=not args.no_story)
 
-    return run_up(port=args.port)
+
+def _cmd_down(args: argparse.Namespace) -> int:
+    from flywheel.local.up import run_down
+
+    return run_down()
 
 
 def _cmd_psi(args: argparse.Namespace) -> int:
@@ -289,9 +302,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--drift-at", type=int, default=48, help="hour the drift starts (>= --hours: none)")
     demo.set_defaults(func=_cmd_demo)
 
-    up = sub.add_parser("up", help="start Airflow (UI and scheduler) for this home until Ctrl-C")
+    up = sub.add_parser(
+        "up",
+        help="start Airflow (UI and scheduler) for this home in the background (`flywheel down` stops it)",
+    )
     up.add_argument("--port", type=int, default=8080)
+    up.add_argument("--no-story", action="store_true", help="skip the short story a home with no model gets")
+    up.add_argument("--foreground", action="store_true", help="run in this terminal until Ctrl-C")
     up.set_defaults(func=_cmd_up)
+    down = sub.add_parser("down", help="stop what `flywheel up` started for this home")
+    down.set_defaults(func=_cmd_down)
 
     psi = sub.add_parser(
         "psi",

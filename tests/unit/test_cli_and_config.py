@@ -96,6 +96,16 @@ REFUSALS = {
         "cannot reach the warehouse postgresql://postgres@127.0.0.1:1/x",
     ),
     "demo unknown drift": (["demo", "--drift", "sudden"], {}, "--drift 'sudden' is not a drift scenario"),
+    "demo drift too early": (
+        ["demo", "--drift-at", "17"],
+        {},
+        "--drift-at 17 leaves 11 hours before the drift for the first model's training window",
+    ),
+    "demo too little after the drift": (
+        ["demo", "--hours", "60"],
+        {},
+        "--hours 60 leaves 12 hours after the drift at 48: retraining needs 18 or more",
+    ),
     "simulate unknown drift": (
         ["simulate", *HOUR, "--hours", "2", "--drift", "sudden"],
         {},

@@ -8,11 +8,14 @@ import signal
 import time
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import Any
 
 from flywheel.config import Settings, get_settings
 from flywheel.events import EVENT_SCHEMAS, naive_utc
-from flywheel.local.api import AirflowAPI
+from flywheel.local import story
+from flywheel.local.api import FINISHED, AirflowAPI
 from flywheel.local.processes import AirflowProcesses, admin_api, queue_backfill
+from flywheel.local.story import Progress
 from flywheel.warehouse import open_warehouse
 from flywheel.warehouse.templates import render_sql
 
@@ -28,10 +31,6 @@ DEMO_TRAINING_ENV = {
     "FLYWHEEL_TRAIN_BUDGET": "4",
     "FLYWHEEL_TRAIN_MAX_EPOCHS": "4",
 }
-
-
-def _say(message: str) -> None:
-    print(f"[flywheel demo] {message}", flush=True)
 
 
 SUMMARY_TABLES = [
@@ -63,76 +62,224 @@ def table_counts(settings: Settings) -> dict[str, int]:
     return counts
 
 
+def plan_windows(hours: int, drift_at: int, held_out_hours: int) -> dict[str, tuple[int, int]]:
+    """The demo's windows in hours since the start: the first model's training window, the pre-drift hours
+    it is scored on (never trained on), and the newest hours the gate judges every candidate on.
+
+    Raises ``ValueError`` naming the flag when the world is too short for them."""
+    first_end = drift_at - held_out_hours
+    first = (max(0, first_end - 24), first_end)
+    if first[1] - first[0] < 12:
+        raise ValueError(
+            f"--drift-at {drift_at} leaves {max(0, first[1] - first[0])} hours before the drift for the "
+            f"first model's training window (it also keeps {held_out_hours} hours before the onset to "
+            f"score it on); use --drift-at {held_out_hours + 12} or more"
+        )
+    if hours - drift_at < held_out_hours + 12:
+        raise ValueError(
+            f"--hours {hours} leaves {hours - drift_at} hours after the drift at {drift_at}: retraining "
+            f"needs {held_out_hours + 12} or more (12 to learn from, {held_out_hours} to judge on); "
+            f"use --hours {drift_at + held_out_hours + 12} or more"
+        )
+    return {
+        "first_training": first,
+        "before_drift": (first_end, drift_at),
+        "after_drift": (hours - held_out_hours, hours),
+    }
+
+
 def run_demo(
     hours: int = 72,
     seed: int = 7,
     impressions_per_hour: int = 2000,
     drift: str = "interest_shift",
     drift_at: int = 48,
+    max_retrains: int = 4,
 ) -> int:
-    """The loop end to end: events -> ingest -> features -> a first model -> drift -> retraining."""
+    """The loop end to end: events -> ingest -> features -> a first model -> drift, hour by hour ->
+    retraining until the gate blesses a retrained model (at most ``max_retrains``); then the summary table,
+    ``<home>/demo/summary.json`` and ``report.html``. 0 when the loop closed (the drift was detected and a
+    retrained model judged), 1 when it did not, 130 on Ctrl-C or a kill; Airflow is stopped in every case."""
     from flywheel.simulate import SimulationConfig, simulate
 
     settings = get_settings()
     settings.ensure_dirs()
-    _say(f"home: {settings.home}")
-    t0 = time.monotonic()
-    config = SimulationConfig(
-        start=DEMO_START,
-        hours=hours,
-        drift=drift,
-        drift_at=drift_at,
-        seed=seed,
-        impressions_per_hour=impressions_per_hour,
-    )
-    summary = simulate(config, landing_dir=settings.landing_dir)
-    _say(
-        f"simulated {hours} h ({drift} from hour {drift_at}): {summary['impressions']} impressions, "
-        f"{summary['clicks']} clicks, {summary['orders']} orders in {time.monotonic() - t0:.1f}s"
-    )
-    # A small search, and drift as the only trigger of training (no weekly run on unpausing).
-    for name, value in DEMO_TRAINING_ENV.items():
-        os.environ.setdefault(name, value)
-    start = DEMO_START.replace(tzinfo=UTC)
-    _say("starting Airflow (scheduler, dag-processor, triggerer, api-server) ...")
-    backfill = partial(
-        queue_backfill, dag_id="ingest_events", start=start, end=start + timedelta(hours=hours - 1)
-    )
+    progress = Progress()
+    say = progress.say
+    windows = plan_windows(hours, drift_at, settings.evaluation.held_out_hours) if drift != "none" else {}
+    say(f"home: {settings.home}")
+    summary: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "world": {
+            "start": DEMO_START.isoformat(),
+            "hours": hours,
+            "seed": seed,
+            "impressions_per_hour": impressions_per_hour,
+            "drift": drift,
+            "drift_at": drift_at,
+        },
+        "world_line": (
+            f"{hours} simulated hours from {DEMO_START:%Y-%m-%d %H:%M}, {impressions_per_hour} "
+            f"impressions an hour, seed {seed}, {drift} from hour {drift_at}"
+        ),
+        "psi_threshold": settings.drift.psi_threshold,
+        "stages": progress.stages,
+        "closed": False,
+        "outcome": "not started",
+    }
+    models: dict[str, str] = {}
+    code = 1
+    # `kill` or a closed terminal stops the demo as Ctrl-C does: Airflow's components run in sessions of
+    # their own, so nothing else would stop them.
+    handled = (signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, _interrupt) for sig in handled} if _main_thread() else {}
     try:
-        with AirflowProcesses(settings, setup=lambda env: backfill(env, unpause=DEMO_DAGS)) as procs:
-            api = admin_api(procs)
-            _say(
-                f"Airflow is up at {procs.base_url} (user admin, password in "
-                f"{settings.airflow_home}/simple_auth_manager_passwords.json.generated)"
+        with progress.stage("simulate the marketplace"):
+            config = SimulationConfig(
+                start=DEMO_START,
+                hours=hours,
+                drift=drift,
+                drift_at=drift_at,
+                seed=seed,
+                impressions_per_hour=impressions_per_hour,
             )
-            _ingest_and_build_features(api, procs, hours)
-            if drift != "none" and drift_at < hours:
-                _first_model(api, procs, drift_at)
-                _drift_and_retrain(api, procs, drift_at, hours)
+            made = simulate(config, landing_dir=settings.landing_dir)
+            say(
+                f"   {made['impressions']:,} impressions, {made['clicks']:,} clicks, "
+                f"{made['orders']:,} orders ({summary['world_line']})"
+            )
+        # A small search, and drift as the only trigger of training (no weekly run on unpausing).
+        for name, value in DEMO_TRAINING_ENV.items():
+            os.environ.setdefault(name, value)
+        start = DEMO_START.replace(tzinfo=UTC)
+        backfill = partial(
+            queue_backfill, dag_id="ingest_events", start=start, end=start + timedelta(hours=hours - 1)
+        )
+        procs = AirflowProcesses(settings, setup=lambda env: backfill(env, unpause=DEMO_DAGS))
+        with progress.stage("start Airflow (scheduler, dag-processor, triggerer, api-server)"):
+            procs.__enter__()
+        try:
+            api = admin_api(procs)
+            say(f"Airflow UI: {procs.base_url}  user: admin  password: {api.password}  (while the demo runs)")
+            with progress.stage(f"ingest and build features for {hours} hours"):
+                _ingest_and_build_features(api, procs, hours, say)
+            if drift == "none":
+                summary["outcome"] = "no drift was simulated: nothing to retrain"
+            else:
+                with progress.stage("train and judge the first model (v1)"):
+                    models["v1"] = _first_model(api, procs, windows["first_training"], summary, say)
+                with progress.stage("monitor hour by hour; retrain and judge on drift"):
+                    recovered = _monitor_hourly(api, procs, drift_at, hours, max_retrains, summary, say)
+                retrains = summary.get("retrains", [])
+                if retrains:
+                    models["v2"] = recovered or retrains[-1]["version"]
+                summary["closed"] = bool(retrains)
+                summary["outcome"] = _outcome(summary)
             api.close()
-    except (RuntimeError, TimeoutError) as exc:
-        _say(f"FAILED: {exc}")
-        _say(f"task logs: {settings.airflow_home}/logs (or the UI: make up)")
-        return 1
-    _print_summary(settings)
-    _say(f"done in {time.monotonic() - t0:.0f}s")
-    return 0
+        finally:
+            procs.stop()
+        with progress.stage("score the models on held-out hours"):
+            summary.update(_findings(settings, models, windows, drift_at))
+        code = 0 if summary["closed"] or drift == "none" else 1
+    except (RuntimeError, TimeoutError, ValueError) as exc:
+        summary["outcome"] = f"failed: {exc}"
+        say(f"FAILED: {exc}")
+        say(f"task logs: {settings.airflow_home}/logs (or the UI: make up)")
+    except KeyboardInterrupt:
+        summary["outcome"] = "interrupted; every process the demo started was stopped"
+        say("interrupted: Airflow stopped")
+        code = 130
+    finally:
+        summary["seconds"] = round(progress.elapsed(), 1)
+        summary["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        for line in story.summary_lines(summary):
+            print(line)
+        _print_counts(settings)
+        json_path, html_path = story.write_outputs(summary, settings.home / "demo")
+        say(f"summary: {json_path}")
+        say(f"report:  {html_path}")
+        say("browse it all in the Airflow UI: make up (same home), then the Flywheel page")
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return code
 
 
-def _ingest_and_build_features(api: AirflowAPI, procs: AirflowProcesses, hours: int) -> None:
-    _say(f"backfilling ingest_events for {hours} hourly intervals through the scheduler ...")
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _outcome(summary: dict[str, Any]) -> str:
+    retrains = summary.get("retrains", [])
+    if not retrains:
+        return "no retraining request after the onset: the drift was not detected"
+    first, last = retrains[0], retrains[-1]
+    detected = f"drift detected at hour {first['hour']}; {len(retrains)} retrain(s) judged"
+    if last["status"] == "blessed":
+        return f"{detected}: {last['version']} (requested at hour {last['hour']}) blessed to replace v1"
+    return f"{detected}: the gate kept v1 (no retrained model was better)"
+
+
+def _findings(
+    settings: Settings, models: dict[str, str], windows: dict[str, tuple[int, int]], drift_at: int
+) -> dict[str, Any]:
+    """Scores of the models on the pre- and post-drift held-out hours, and what detect_drift recorded."""
+
+    def hours(span: tuple[int, int]) -> tuple[datetime, datetime]:
+        return DEMO_START + timedelta(hours=span[0]), DEMO_START + timedelta(hours=span[1])
+
+    found: dict[str, Any] = {
+        "drift": story.drift_findings(settings, DEMO_START, DEMO_START + timedelta(hours=drift_at))
+    }
+    if "v1" not in models:
+        return found
+    labels = {"v1": f"v1 {models['v1']}", "v2": f"retrained {models.get('v2')}"}
+    scores = story.model_scores(
+        settings, {labels["v1"]: models["v1"]}, {"before the drift": hours(windows["before_drift"])}
+    )
+    scores += story.model_scores(
+        settings,
+        {labels[name]: version for name, version in models.items()},
+        {"after the drift": hours(windows["after_drift"])},
+    )
+    found["scores"] = scores
+    after = {row["model"]: row for row in scores if row["window"] == "after the drift"}
+    before, v1 = scores[0], after[labels["v1"]]
+    ctr = f"ctr_at_{story.CTR_AT}"
+    lines = [
+        f"v1 before -> after the drift: AUC {before['auc']:.4f} -> {v1['auc']:.4f}, "
+        f"CTR@{story.CTR_AT} {before[ctr]:.4f} -> {v1[ctr]:.4f}"
+    ]
+    if "v2" in models:
+        v2 = after[labels["v2"]]
+        lines.append(
+            f"after the drift, {labels['v2']} against v1 on the same hours: "
+            f"AUC {v2['auc'] - v1['auc']:+.4f}, "
+            f"CTR@{story.CTR_AT} {v2[ctr] - v1[ctr]:+.4f}"
+        )
+    found["comparison_lines"] = lines
+    return found
+
+
+def _ingest_and_build_features(api: AirflowAPI, procs: AirflowProcesses, hours: int, say) -> None:
+    say(f"   backfilling ingest_events for {hours} hourly intervals through the scheduler ...")
     runs = api.wait_for_runs(
         "ingest_events",
         hours,
         run_type="backfill",
-        progress=lambda done, total, states: _say(f"  ingest_events: {done}/{total} runs done {states}"),
+        progress=lambda done, total, states: say(f"   ingest_events: {done}/{total} runs done {states}"),
         check=procs.check_alive,
     )
     failed = [r["dag_run_id"] for r in runs if r["state"] != "success"]
     if failed:
         raise RuntimeError(f"ingest_events run(s) failed: {', '.join(failed)}")
     demo_end = DEMO_START + timedelta(hours=hours)
-    _say("waiting for build_features (gates, dbt models, Feast) to publish the last hour ...")
+    say("   waiting for build_features (gates, dbt models, Feast) to publish the last hour ...")
     _ti, published = api.wait_for_task_result(
         "build_features",
         "publish_features",
@@ -142,8 +289,8 @@ def _ingest_and_build_features(api: AirflowAPI, procs: AirflowProcesses, hours: 
     # A later run may still rebuild hours whose load finished after the publishing run looked: while it
     # runs, its hours are withdrawn from publication, so training and drift wait for it to finish.
     runs = _wait_until_idle(api, procs, "build_features")
-    _say(
-        f"  build_features: {len(runs)} run(s) {_states(runs)}; features published up to "
+    say(
+        f"   build_features: {len(runs)} run(s) {_states(runs)}; features published up to "
         f"{published['end']}: {published.get('materialized')}"
     )
 
@@ -177,35 +324,90 @@ def _wait_for_training(api: AirflowAPI, procs: AirflowProcesses, count: int) -> 
     return api.task_result("train_model", done[-1]["dag_run_id"], "register_candidate")
 
 
-def _first_model(api: AirflowAPI, procs: AirflowProcesses, drift_at: int) -> None:
-    window_end = DEMO_START + timedelta(hours=drift_at)
-    _say(f"training the first model on the 24 h before hour {drift_at} (train_model, Ray Tune) ...")
-    api.trigger("train_model", conf={"window_end": window_end.isoformat(), "window_hours": 24})
-    registered = _wait_for_training(api, procs, 1)
-    _say(f"  {_model_line(registered)}")
-    _say(f"  {_verdict_line(_wait_for_verdict(api, procs, registered['version']))}")
-
-
-def _drift_and_retrain(api: AirflowAPI, procs: AirflowProcesses, drift_at: int, hours: int) -> None:
-    _say(f"detect_drift on the hours after the onset (hour {drift_at}) ...")
-    for hour in range(drift_at + 1, min(drift_at + 4, hours + 1)):
-        api.trigger("detect_drift", conf={"window_end": (DEMO_START + timedelta(hours=hour)).isoformat()})
-    # Followed through the request task's result: the warehouse has one writer, and listing asset events
-    # fails in Airflow 3.3.2 while the run the event created is queued.
-    _ti, request = api.wait_for_task_result(
-        "detect_drift", "request_retrain", lambda value: bool(value), check=procs.check_alive
+def _first_model(api: AirflowAPI, procs: AirflowProcesses, window: tuple[int, int], summary, say) -> str:
+    window_end = DEMO_START + timedelta(hours=window[1])
+    say(f"   train_model (Ray Tune) on hours [{window[0]}, {window[1]}) of the world, before the drift ...")
+    api.trigger(
+        "train_model", conf={"window_end": window_end.isoformat(), "window_hours": window[1] - window[0]}
     )
-    drifting = ", ".join(f"{f} PSI {v:.2f}" for f, v in request["features"].items())
-    _say(f"  drift confirmed in the window ending {request['window_end']}: {drifting}")
-    _say("  retrain_requested -> train_model (asset-triggered) ...")
-    registered = _wait_for_training(api, procs, 2)
-    _say(f"  {_model_line(registered)}")
-    _say(f"  {_verdict_line(_wait_for_verdict(api, procs, registered['version']))}")
+    registered = _wait_for_training(api, procs, 1)
+    say(f"   {_model_line(registered)}")
+    verdict = _wait_for_verdict(api, procs, registered["version"], say)
+    summary.setdefault("verdicts", []).append(verdict)
+    say(f"   {_verdict_line(verdict)}")
+    if verdict["status"] != "blessed":
+        raise RuntimeError(
+            f"the gate rejected the first model {verdict['version']} "
+            f"({', '.join(verdict.get('failed', []))}): "
+            "nothing is in service for drift to be measured against; a larger world trains a better one "
+            "(--impressions-per-hour, or a larger search: FLYWHEEL_TRAIN_BUDGET)"
+        )
+    return registered["version"]
 
 
-def _wait_for_verdict(api: AirflowAPI, procs: AirflowProcesses, version: str) -> dict:
+def _monitor_hourly(
+    api: AirflowAPI,
+    procs: AirflowProcesses,
+    drift_at: int,
+    hours: int,
+    max_retrains: int,
+    summary: dict[str, Any],
+    say,
+) -> str | None:
+    """``detect_drift`` on each hour after the onset in turn, as its hourly schedule runs it while the world
+    moves on. An hour whose request starts ``train_model`` waits for that training and for the gate's
+    verdict before the next hour, so each request trains on the data of its own hour, as it would live.
+    Stops at the first retrained model the gate blesses (the version) or after ``max_retrains``."""
+    retrains = summary.setdefault("retrains", [])
+    say(f"   detect_drift hour by hour from the onset (hour {drift_at}); each request retrains ...")
+    for hour in range(drift_at + 1, hours + 1):
+        window_end = DEMO_START + timedelta(hours=hour)
+        run_id = api.trigger("detect_drift", conf={"window_end": window_end.isoformat()})
+        run = procs.wait_for(
+            lambda run_id=run_id: (r := api.dag_run("detect_drift", run_id))["state"] in FINISHED and r,
+            f"detect_drift for the hour ending {window_end}",
+            timeout=600,
+            every=1.0,
+        )
+        if run["state"] != "success":
+            raise RuntimeError(f"detect_drift run {run_id} failed: see its task logs in the UI")
+        # Followed through the request task's result: the warehouse has one writer, and listing asset
+        # events fails in Airflow 3.3.2 while the run the event created is queued.
+        if api.task_instance("detect_drift", run_id, "request_retrain")["state"] != "success":
+            continue
+        request = api.task_result("detect_drift", run_id, "request_retrain")
+        drifting = ", ".join(f"{f} PSI {v:.2f}" for f, v in request["features"].items())
+        say(f"   hour {hour}: drift confirmed ({drifting}) -> retrain_requested -> train_model")
+        registered = _wait_for_training(api, procs, len(retrains) + 2)
+        say(
+            f"   {_model_line(registered)}, trained on [{registered.get('window_start')}, "
+            f"{registered.get('window_end')})"
+        )
+        verdict = _wait_for_verdict(api, procs, registered["version"], say)
+        summary.setdefault("verdicts", []).append(verdict)
+        say(f"   {_verdict_line(verdict)}")
+        retrains.append(
+            {
+                "hour": hour,
+                "version": registered["version"],
+                "window_start": registered.get("window_start"),
+                "window_end": registered.get("window_end"),
+                "val_auc": registered.get("val_auc"),
+                "warm_start_from": registered.get("warm_start_from"),
+                "status": verdict["status"],
+            }
+        )
+        if verdict["status"] == "blessed":
+            return registered["version"]
+        if len(retrains) >= max_retrains:
+            say(f"   {len(retrains)} retrain(s) judged, none blessed: stopping (max_retrains)")
+            return None
+    return None
+
+
+def _wait_for_verdict(api: AirflowAPI, procs: AirflowProcesses, version: str, say) -> dict:
     """The ``judge`` result of ``version``: model_candidate -> evaluate_model (asset-triggered)."""
-    _say(f"  model_candidate -> evaluate_model judges {version} on the held-out hours ...")
+    say(f"   model_candidate -> evaluate_model judges {version} on the held-out hours ...")
     _ti, verdict = api.wait_for_task_result(
         "evaluate_model",
         "judge",
@@ -230,8 +432,8 @@ def _model_line(registered: dict) -> str:
     return f"registered candidate {registered.get('version')}: {score}"
 
 
-def _print_summary(settings: Settings) -> None:
-    _say("warehouse row counts:")
+def _print_counts(settings: Settings) -> None:
+    print("  warehouse row counts:")
     for table, n in table_counts(settings).items():
         print(f"    {table:<28} {n:>10,}")
 
@@ -241,27 +443,3 @@ def _states(runs: list[dict]) -> dict[str, int]:
     for run in runs:
         states[run["state"]] = states.get(run["state"], 0) + 1
     return states
-
-
-def run_up(port: int = 8080) -> int:
-    """Start Airflow for this home in the foreground; Ctrl-C stops every component."""
-    settings = get_settings()
-    procs = AirflowProcesses(settings, port=port)
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
-    try:
-        procs.start()
-        api = admin_api(procs)
-        print(
-            f"Airflow UI: {procs.base_url}  user: admin  password: {api.password}\n"
-            f"DAGs from {settings.dags_folder}; home {settings.home}. Ctrl-C stops it.",
-            flush=True,
-        )
-        while not stop["now"]:
-            procs.check_alive()
-            time.sleep(2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        procs.stop()
-    return 0

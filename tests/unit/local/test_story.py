@@ -1,0 +1,159 @@
+"""The demo's findings as people read them: the windows it plans, the summary table, and the HTML page
+(self-contained: no script, nothing fetched, every name escaped)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from flywheel.local.demo import plan_windows
+from flywheel.local.story import Progress, summary_lines, write_outputs
+
+
+def _summary(closed: bool = True) -> dict:
+    return {
+        "world_line": "72 simulated hours, interest_shift from hour 48",
+        "psi_threshold": 0.2,
+        "closed": closed,
+        "outcome": "drift detected, v0002 retrained and blessed against v0001" if closed else "failed: boom",
+        "seconds": 512.3,
+        "stages": [
+            {"stage": "simulate the marketplace", "seconds": 6.1, "ok": True},
+            {"stage": "retrain (v2) and judge it against v1", "seconds": 140.0, "ok": closed},
+        ],
+        "scores": [
+            {
+                "model": "v1 v0001",
+                "window": "before the drift",
+                "start": "2026-01-02T18:00:00",
+                "end": "2026-01-03T00:00:00",
+                "impressions": 12000,
+                "auc": 0.72,
+                "ctr_at_5": 0.13,
+            },
+            {
+                "model": "v1 v0001",
+                "window": "after the drift",
+                "start": "2026-01-03T18:00:00",
+                "end": "2026-01-04T00:00:00",
+                "impressions": 12500,
+                "auc": 0.68,
+                "ctr_at_5": 0.11,
+            },
+            {
+                "model": "v2 v0002",
+                "window": "after the drift",
+                "start": "2026-01-03T18:00:00",
+                "end": "2026-01-04T00:00:00",
+                "impressions": 12500,
+                "auc": 0.71,
+                "ctr_at_5": 0.125,
+            },
+        ],
+        "comparison_lines": ["after the drift, v2 against v1 on the same hours: AUC +0.0300"],
+        "drift": {
+            "onset_hour": 48.0,
+            "psi": {"category": [[47, 0.01], [49, 0.9], [50, 0.8]], "<b>price</b>": [[47, 0.02], [49, 0.3]]},
+            "psi_peaks": {
+                "category": {"psi": 0.9, "window_end_hour": 49},
+                "<b>price</b>": {"psi": 0.3, "window_end_hour": 49},
+            },
+            "retrain_requests": [{"window_end": "2026-01-03T01:00:00", "hours_after_onset": 1.0}],
+            "detection_delay_hours": 1.0,
+        },
+        "retrains": [
+            {
+                "hour": 49,
+                "version": "v0002",
+                "window_start": "2026-01-01T01:00:00",
+                "window_end": "2026-01-03T01:00:00",
+                "val_auc": 0.70,
+                "warm_start_from": "v0001",
+                "status": "rejected",
+            },
+            {
+                "hour": 55,
+                "version": "v0003",
+                "window_start": "2026-01-01T07:00:00",
+                "window_end": "2026-01-03T07:00:00",
+                "val_auc": 0.72,
+                "warm_start_from": None,
+                "status": "blessed",
+            },
+        ],
+        "verdicts": [
+            {"version": "v0001", "status": "blessed", "baseline": None, "report": "file:///tmp/r1.html"},
+            {"version": "v0002", "status": "blessed", "baseline": "v0001", "failed": []},
+        ],
+    }
+
+
+def test_the_windows_keep_scoring_hours_out_of_the_first_model_s_training() -> None:
+    windows = plan_windows(72, 48, 6)
+    assert windows == {"first_training": (18, 42), "before_drift": (42, 48), "after_drift": (66, 72)}
+    assert plan_windows(40, 18, 6)["first_training"] == (0, 12)
+
+
+@pytest.mark.parametrize(
+    ("hours", "drift_at", "flag"), [(72, 17, "--drift-at 17"), (60, 48, "--hours 60"), (47, 30, "--hours 47")]
+)
+def test_a_world_too_short_for_the_story_is_refused_naming_the_flag(hours, drift_at, flag) -> None:
+    with pytest.raises(ValueError, match=re.escape(flag)) as refused:
+        plan_windows(hours, drift_at, 6)
+    assert "; use --" in str(refused.value)  # the fix, as the CLI prints it
+
+
+def test_the_table_reads_peaks_delay_verdicts_and_stage_times() -> None:
+    text = "\n".join(summary_lines(_summary()))
+    assert text.index("category") < text.index("<b>price</b>")  # highest peak first
+    assert "detection delay: 1 simulated hour(s)" in text
+    assert "gate: v0002 blessed against v0001" in text
+    assert re.search(r"retrain \(v2\) and judge it against v1\s+140 s", text)
+    assert "loop closed: yes" in text
+    assert "v2 v0002" in text and "0.7100" in text and "0.1250" in text
+    assert (
+        "retrain requested at hour 49: v0002 on [2026-01-01 01, 2026-01-03 01) (fine-tuned from v0001)"
+        in text
+    )
+    assert "retrain requested at hour 55: v0003 on [2026-01-01 07, 2026-01-03 07) (cold search)" in text
+
+
+def test_an_open_loop_says_so_and_names_the_failed_stage() -> None:
+    text = "\n".join(summary_lines(_summary(closed=False)))
+    assert "loop closed: NO (failed: boom)" in text
+    assert re.search(r"retrain \(v2\) and judge it against v1\s+140 s  FAILED", text)
+
+
+def test_the_page_is_self_contained_and_escapes_names(tmp_path) -> None:
+    json_path, html_path = write_outputs(_summary(), tmp_path / "demo")
+    page = html_path.read_text()
+    assert json_path.read_text().startswith("{")
+    assert "<script" not in page
+    assert not re.search(r'(src|href)="https?:', page)  # nothing fetched
+    assert "<b>price</b>" not in page and "&lt;b&gt;price&lt;/b&gt;" in page
+    # One line per feature in the PSI chart, the threshold rule, and bars for the models and the stages.
+    assert len(re.findall(r'<path d="M', page)) == 2
+    assert "retrain threshold" in page
+    assert page.count("<rect") >= 2 * 3 + 2 + 2  # AUC and CTR bars, legend, stage bars
+    assert 'href="file:///tmp/r1.html"' in page
+
+
+def test_a_failing_stage_is_recorded_with_its_time() -> None:
+    progress = Progress()
+    with pytest.raises(RuntimeError), progress.stage("train"):
+        raise RuntimeError("no")
+    assert progress.stages == [{"stage": "train", "seconds": progress.stages[0]["seconds"], "ok": False}]
+    assert progress.stages[0]["seconds"] >= 0
+
+
+def test_the_outcome_names_the_detection_hour_and_which_retrain_won() -> None:
+    from flywheel.local.demo import _outcome
+
+    summary = _summary()
+    assert _outcome(summary) == (
+        "drift detected at hour 49; 2 retrain(s) judged: v0003 (requested at hour 55) blessed to replace v1"
+    )
+    summary["retrains"][1]["status"] = "rejected"
+    assert _outcome(summary).endswith("the gate kept v1 (no retrained model was better)")
+    assert _outcome({"retrains": []}).startswith("no retraining request after the onset")
