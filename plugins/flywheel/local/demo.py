@@ -156,7 +156,7 @@ def run_demo(
             queue_backfill, dag_id="ingest_events", start=start, end=start + timedelta(hours=hours - 1)
         )
         procs = AirflowProcesses(settings, setup=lambda env: backfill(env, unpause=DEMO_DAGS))
-        with progress.stage("start Airflow (scheduler, dag-processor, triggerer, api-server)"):
+        with progress.stage("start Airflow: scheduler, dag-processor, triggerer, api-server"):
             procs.__enter__()
         try:
             api = admin_api(procs)

@@ -238,9 +238,9 @@ def _svg_lines(
     for k in range(5):
         y = y1 * k / 4
         out.append(_text(left - 6, py(y) + 4, f"{y:.2f}", "end"))
-    for k in range(6):
-        x = x0 + (x1 - x0) * k / 5
-        out.append(_text(px(x), height - bottom + 16, f"{x:.0f}", "middle"))
+    step = max(1, math.ceil((x1 - x0) / 6))  # whole hours, no label twice
+    for x in range(math.ceil(x0), math.floor(x1) + 1, step):
+        out.append(_text(px(x), height - bottom + 16, x, "middle"))
     out.append(_text((left + width - right) / 2, height - 6, xlabel, "middle"))
     for y, label in rules:
         out.append(
@@ -268,7 +268,7 @@ def _svg_lines(
 
 def _svg_bars(rows: Sequence[tuple[str, float | None]], *, title: str, unit: str, width: int = 760) -> str:
     """Horizontal bars, one per (label, value); a missing value is drawn as a dash."""
-    left, bar, gap = 330, 18, 8
+    left, bar, gap = 390, 18, 8
     height = 30 + len(rows) * (bar + gap)
     values = [v for _, v in rows if v is not None and math.isfinite(v)]
     most = max(values) if values else 1.0
