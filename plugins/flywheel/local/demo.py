@@ -194,8 +194,9 @@ def run_demo(
         summary["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         for line in story.summary_lines(summary):
             print(line)
-        _print_counts(settings)
+        # Written before the row counts are read: a warehouse that cannot be read still leaves the summary.
         json_path, html_path = story.write_outputs(summary, settings.home / "demo")
+        _print_counts(settings)
         say(f"summary: {json_path}")
         say(f"report:  {html_path}")
         say("browse it all in the Airflow UI: make up (same home), then the Flywheel page")
