@@ -136,12 +136,12 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from flywheel.config import get_settings
-    from flywheel.local.demo import DEMO_START, plan_windows, run_demo
+    from flywheel.local.demo import plan_windows, run_demo, world_start
 
     # The simulation the demo starts with, checked before the demo creates its home or starts Airflow.
     _simulation(
         "demo",
-        start=DEMO_START,
+        start=world_start(args.hours),
         hours=args.hours,
         drift=args.drift,
         drift_at=args.drift_at,

@@ -135,6 +135,57 @@ def drift_findings(settings: Settings, start: datetime, onset: datetime) -> dict
     }
 
 
+def canary_steps(settings: Settings, versions: Sequence[str]) -> list[dict[str, Any]]:
+    """Every rollout step the registry recorded for ``versions``: share of traffic, decision and why."""
+    from flywheel.registry import deployments
+
+    warehouse = open_warehouse(settings.warehouse_url)
+    if not warehouse.table_exists("registry.deployments"):
+        return []
+    steps = [step for step in deployments(None, warehouse) if step.version in set(versions)]
+    return [
+        {
+            "version": step.version,
+            "step": step.step,
+            "traffic_share": step.traffic_share,
+            "decision": step.decision,
+            "reason": step.reason,
+            "run_id": step.run_id,
+            "decided_at": step.decided_at.isoformat() if step.decided_at else None,
+        }
+        for step in steps
+    ]
+
+
+def ctr_text(row: Mapping[str, Any]) -> str:
+    """``0.1234 +- 0.0021 (12,345 shown)``: a served CTR with its standard error."""
+    return f"{row['ctr']:.4f} +- {row['ctr_se']:.4f} ({row['impressions']:,} shown)"
+
+
+def serving_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The deployments, the canary's steps and what the live users were served."""
+    lines = []
+    for deployed in summary.get("deployments") or []:
+        how = f"canary beside {deployed['champion']}" if deployed.get("champion") else "first model"
+        lines.append(f"deploy_model {deployed['version']} ({how}): run {deployed['state']}")
+    for step in summary.get("canary_steps") or []:
+        reason = f": {step['reason']}" if step.get("reason") else ""
+        lines.append(
+            f"  {step['version']} step {step['step']} at {100 * step['traffic_share']:.0f}% of users: "
+            f"{step['decision']}{reason}"
+        )
+    traffic = summary.get("traffic") or {}
+    if traffic.get("versions"):
+        served = ", ".join(f"{version} {row['requests']:,}" for version, row in traffic["versions"].items())
+        lines.append(
+            f"live users: {traffic['requests']:,} requests in {traffic['seconds']:.0f} s, "
+            f"{traffic['failures']} failed, p99 {_number(traffic.get('p99_ms'), 0)} ms; served by {served}"
+        )
+    elif traffic.get("error"):
+        lines.append(f"live users: {traffic['error']}")
+    return lines
+
+
 def _number(value: Any, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
@@ -170,6 +221,7 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
         failed = f" (failed: {', '.join(verdict['failed'])})" if verdict.get("failed") else ""
         lines.append(f"  gate: {verdict['version']} {verdict['status']} {against}{failed}")
     lines += [f"  {line}" for line in retrain_lines(summary)]
+    lines += [f"  {line}" for line in serving_lines(summary)]
     lines.append("")
     lines.append("  wall time per stage:")
     for stage in summary.get("stages", []):
@@ -369,6 +421,16 @@ def render_html(summary: Mapping[str, Any]) -> str:
         parts.append("<h2>Retraining</h2><ul>")
         parts += [f"<li>{e(line)}</li>" for line in retrain_lines(summary)]
         parts.append("</ul>")
+    if summary.get("deployments"):
+        parts.append("<h2>Deployment and the canary</h2><ul>")
+        parts += [f"<li>{e(line.strip())}</li>" for line in serving_lines(summary)]
+        parts.append("</ul>")
+        served = (summary.get("traffic") or {}).get("versions") or {}
+        bars = [(f"{version} served CTR", row["ctr"]) for version, row in served.items()]
+        if bars:
+            parts.append(
+                _svg_bars(bars, title="CTR served to the live users (clicks per shown item)", unit="")
+            )
     parts.append("<h2>Wall time per stage</h2>")
     parts.append(
         _svg_bars([(s["stage"], s["seconds"]) for s in summary.get("stages", [])], title="seconds", unit="s")

@@ -413,6 +413,10 @@ def run_gateway(settings: Settings, host: str = "127.0.0.1", port: int = 8100) -
             log_level="info",
             access_log=False,
             timeout_graceful_shutdown=10,
+            # Idle keep-alive connections stay open longer than clients and load balancers keep theirs
+            # (60 s is common): a server that closes first races a client sending on the same connection,
+            # and that request fails without an answer (uvicorn's default is 5 s, httpx's too).
+            timeout_keep_alive=75,
         )
     )
     try:

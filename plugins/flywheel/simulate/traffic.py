@@ -83,6 +83,11 @@ class TrafficReport:
     orders: int = 0
     gmv: float = 0.0
     versions: dict[str, int] = field(default_factory=dict)  # answered requests per model_version
+    #: Per model_version: [requests, impressions, clicks, sum over requests of clicks squared], for the
+    #: served CTR of each version with a standard error clustered by request (:meth:`served_ctr`).
+    outcomes: dict[str, list[int]] = field(default_factory=dict)
+    #: Per model_version: the score of each item shown and whether it was clicked (the online AUC's input).
+    shown_scores: dict[str, list[tuple[float, bool]]] = field(default_factory=dict, repr=False)
     files: int = 0
     stopped: bool = False  # ended by ``stop`` before the last scheduled request
 
@@ -97,6 +102,17 @@ class TrafficReport:
     @property
     def ctr(self) -> float:
         return self.clicks / self.impressions if self.impressions else math.nan
+
+    def served_ctr(self, version: str) -> tuple[float, float, int]:
+        """``(ctr, standard_error, impressions)`` of what ``version`` served: clicks per shown item, the
+        error from the spread of clicks per request (the items of one request are not independent)."""
+        requests, impressions, clicks, squares = self.outcomes.get(version, [0, 0, 0, 0])
+        if not impressions or requests < 2:
+            return math.nan, math.nan, impressions
+        per_request = impressions / requests
+        mean = clicks / requests
+        variance = max(squares / requests - mean * mean, 0.0) * requests / (requests - 1)
+        return clicks / impressions, math.sqrt(variance / requests) / per_request, impressions
 
     @property
     def fell_behind(self) -> bool:
@@ -223,7 +239,13 @@ class _Users:
         landing.add(
             "orders", ["ord-" + ids[o], ids[o], order_us[o], [user] * o.size, item[o], quantity[o], gmv]
         )
-        return k, c.size, o.size, float(gmv.sum())
+        return (
+            k,
+            c.size,
+            o.size,
+            float(gmv.sum()),
+            list(zip(scores[index].tolist(), clicked.tolist(), strict=True)),
+        )
 
 
 class _Run:
@@ -263,11 +285,15 @@ class _Run:
         self.count(str(response.status_code))
         self.latencies.append(latency_ms)
         self.report.versions[version] = self.report.versions.get(version, 0) + 1
-        shown, clicks, orders, gmv = self.users.react(
+        shown, clicks, orders, gmv, pairs = self.users.react(
             rng, user, items, scores, state, request_id, served_us, self.landing
         )
         self.report.impressions += shown
         self.report.clicks += clicks
+        outcome = self.report.outcomes.setdefault(version, [0, 0, 0, 0])
+        for i, n in enumerate((1, shown, clicks, clicks * clicks)):
+            outcome[i] += n
+        self.report.shown_scores.setdefault(version, []).extend(pairs)
         self.report.orders += orders
         self.report.gmv += gmv
 
@@ -286,7 +312,11 @@ class _Run:
                 log.info("traffic: %d sent, %d failed, %d clicks", r.requests, r.failures, r.clicks)
 
     async def drive(self, n: int, rps: float, concurrency: int, timeout: float, flush_s: float, stop) -> None:
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        # Idle connections are dropped by the users well before the gateway would close them (75 s), so
+        # no request is sent on a connection the server is closing.
+        limits = httpx.Limits(
+            max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=15.0
+        )
         report, loop = self.report, asyncio.get_running_loop()
         async with httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False) as client:
             slots, pending, done = asyncio.Semaphore(concurrency), set(), asyncio.Event()
@@ -331,6 +361,7 @@ def run_traffic(
     drift: str = "none",
     strength: float = 1.0,
     drift_after: float = 0.0,
+    personal_share: float | None = None,
     candidates: int = 20,
     shown: int | None = None,
     concurrency: int = 64,
@@ -341,16 +372,17 @@ def run_traffic(
     """Send ``round(rps * seconds)`` ranking requests on schedule and land what the users did; the report.
 
     Each request carries ``candidates`` items drawn as the simulator draws slates (default 20); the user
-    sees the top ``shown`` (default: the simulator's slate, 10) by score. ``stop`` (set from another thread)
-    ends the run early: nothing more is sent, answers in flight are awaited and written. Raises
-    :class:`TrafficRefusal` naming the flag at fault before sending anything.
+    sees the top ``shown`` (default: the simulator's slate, 10) by score. ``personal_share`` draws the
+    candidates as a world simulated with that share does (default: the simulator's). ``stop`` (set from
+    another thread) ends the run early: nothing more is sent, answers in flight are awaited and written.
+    Raises :class:`TrafficRefusal` naming the flag at fault before sending anything.
     """
     from flywheel.config import get_settings
 
     settings = settings or get_settings()
     landing_dir = Path(landing_dir or settings.landing_dir)
     flush_seconds = settings.serving.flush_seconds if flush_seconds is None else flush_seconds
-    cfg = _world(seed, drift, strength)
+    cfg = _world(seed, drift, strength, personal_share)
     shown = cfg.slate_size if shown is None else shown
     _check(rps, seconds, candidates, shown, concurrency, timeout, flush_seconds, drift_after, cfg)
     _check_url(url, timeout)
@@ -393,13 +425,16 @@ def _run_coroutine(factory: Any) -> Any:
     return outcome.get("value")
 
 
-def _world(seed: int, drift: str, strength: float) -> SimulationConfig:
+def _world(seed: int, drift: str, strength: float, personal_share: float | None = None) -> SimulationConfig:
     if drift not in DRIFTS:
         raise TrafficRefusal(f"--drift {drift!r} is not a drift scenario", f"use one of {', '.join(DRIFTS)}")
     hour = datetime.now().replace(minute=0, second=0, microsecond=0)
     try:
         # One hour from now with the drift on from its start: --drift-after decides when it applies.
-        return SimulationConfig(start=hour, hours=1, drift=drift, drift_at=0, strength=strength, seed=seed)
+        world = {} if personal_share is None else {"personal_share": personal_share}
+        return SimulationConfig(
+            start=hour, hours=1, drift=drift, drift_at=0, strength=strength, seed=seed, **world
+        )
     except ValueError as exc:
         raise TrafficRefusal(str(exc), "change that flag (flywheel traffic --help)") from None
 

@@ -86,6 +86,37 @@ def _summary(closed: bool = True) -> dict:
             {"version": "v0001", "status": "blessed", "baseline": None, "report": "file:///tmp/r1.html"},
             {"version": "v0002", "status": "blessed", "baseline": "v0001", "failed": []},
         ],
+        "deployments": [
+            {"version": "v0001", "champion": None, "run_id": "r1", "state": "success"},
+            {"version": "v0003", "champion": "v0001", "run_id": "r2", "state": "success"},
+        ],
+        "canary_steps": [
+            {"version": "v0001", "step": 0, "traffic_share": 1.0, "decision": "promote", "reason": "first"},
+            {"version": "v0003", "step": 0, "traffic_share": 0.2, "decision": "advance", "reason": "DID ok"},
+            {"version": "v0003", "step": 1, "traffic_share": 1.0, "decision": "promote", "reason": None},
+        ],
+        "traffic": {
+            "requests": 9000,
+            "failures": 0,
+            "seconds": 300.0,
+            "p99_ms": 41.0,
+            "versions": {
+                "v0001": {
+                    "requests": 6000,
+                    "impressions": 30000,
+                    "clicks": 3000,
+                    "ctr": 0.1,
+                    "ctr_se": 0.002,
+                },
+                "<i>v0003</i>": {
+                    "requests": 3000,
+                    "impressions": 15000,
+                    "clicks": 1800,
+                    "ctr": 0.12,
+                    "ctr_se": 0.003,
+                },
+            },
+        },
     }
 
 
@@ -117,6 +148,9 @@ def test_the_table_reads_peaks_delay_verdicts_and_stage_times() -> None:
         in text
     )
     assert "retrain requested at hour 55: v0003 on [2026-01-01 07, 2026-01-03 07) (cold search)" in text
+    assert "deploy_model v0003 (canary beside v0001): run success" in text
+    assert "v0003 step 0 at 20% of users: advance: DID ok" in text
+    assert "live users: 9,000 requests in 300 s, 0 failed, p99 41 ms; served by v0001 6,000" in text
 
 
 def test_an_open_loop_says_so_and_names_the_failed_stage() -> None:
@@ -135,7 +169,9 @@ def test_the_page_is_self_contained_and_escapes_names(tmp_path) -> None:
     # One line per feature in the PSI chart, the threshold rule, and bars for the models and the stages.
     assert len(re.findall(r'<path d="M', page)) == 2
     assert "retrain threshold" in page
-    assert page.count("<rect") >= 2 * 3 + 2 + 2  # AUC and CTR bars, legend, stage bars
+    assert page.count("<rect") >= 2 * 3 + 2 + 2 + 2  # AUC and CTR bars, legend, stage bars, served CTR
+    assert "<i>v0003</i>" not in page and "&lt;i&gt;v0003&lt;/i&gt;" in page
+    assert "v0003 step 0 at 20% of users: advance" in page
     assert 'href="file:///tmp/r1.html"' in page
 
 
@@ -148,12 +184,28 @@ def test_a_failing_stage_is_recorded_with_its_time() -> None:
 
 
 def test_the_outcome_names_the_detection_hour_and_which_retrain_won() -> None:
-    from flywheel.local.demo import _outcome
+    from flywheel.local.demo import _closed, _outcome
 
     summary = _summary()
     assert _outcome(summary) == (
-        "drift detected at hour 49; 2 retrain(s) judged: v0003 (requested at hour 55) blessed to replace v1"
+        "drift detected at hour 49; 2 retrain(s) judged: v0003 (requested at hour 55) blessed, canaried and "
+        "promoted: it serves every user"
     )
+    assert _closed(summary)
+    summary["deployments"][1]["state"] = "failed"
+    assert _outcome(summary).endswith("rolled back by the canary: v1 still serves") and not _closed(summary)
+    summary["deployments"].pop()
+    assert _outcome(summary).endswith("blessed, not deployed") and not _closed(summary)
     summary["retrains"][1]["status"] = "rejected"
-    assert _outcome(summary).endswith("the gate kept v1 (no retrained model was better)")
+    assert _outcome(summary).endswith("the gate kept v1 (no retrained model was good enough)")
+    assert not _closed(summary)
     assert _outcome({"retrains": []}).startswith("no retraining request after the onset")
+
+
+def test_the_world_ends_at_the_current_hour() -> None:
+    from datetime import UTC, datetime
+
+    from flywheel.local.demo import world_start
+
+    now = datetime(2026, 12, 1, 13, 42, 7, tzinfo=UTC)
+    assert world_start(72, now) == datetime(2026, 11, 28, 13, 0)  # naive UTC, 72 hours before 13:00

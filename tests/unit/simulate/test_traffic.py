@@ -150,6 +150,23 @@ def test_impressions_are_the_served_ranking_with_the_gateways_ids(
     )
 
 
+def test_served_ctr_per_version_is_what_the_users_of_that_version_did(
+    gateway: Gateway, tmp_path: Path, home
+) -> None:
+    report = run_traffic(url=f"{gateway.url}/best", rps=100, seconds=2, seed=SEED, landing_dir=tmp_path)
+    impressions, clicks = _read(tmp_path, "impressions"), _read(tmp_path, "clicks")
+    ctr, error, shown = report.served_ctr("v0001")
+    assert shown == len(impressions) == report.impressions and report.outcomes["v0001"][0] == 200
+    assert ctr == pytest.approx(len(clicks) / len(impressions))
+    # The error is the spread of clicks per request over the requests, per shown item.
+    clicked = impressions.impression_id.isin(clicks.impression_id)
+    per_request = clicked.groupby(impressions.request_id).sum()
+    assert len(per_request) == 200
+    expected = per_request.std(ddof=1) / np.sqrt(len(per_request)) / CFG.slate_size
+    assert error == pytest.approx(expected, rel=1e-6)
+    assert np.isnan(report.served_ctr("v9999")[0]), "a version that served nothing has no CTR"
+
+
 def test_a_better_ranking_earns_more_clicks_from_the_same_users(
     gateway: Gateway, tmp_path: Path, home
 ) -> None:
@@ -188,6 +205,35 @@ def test_drift_flags_serve_the_drifted_market(gateway: Gateway, tmp_path: Path, 
         mix[drift] = _read(tmp_path / drift, "impressions").category.value_counts(normalize=True)
     # Tastes rotate by a third of the catalogue: the candidates' category mix moves far beyond noise.
     assert 0.5 * mix["none"].subtract(mix["interest_shift"], fill_value=0.0).abs().sum() > 0.25
+
+
+def test_personal_share_draws_candidates_as_a_world_with_that_share(
+    gateway: Gateway, tmp_path: Path, home
+) -> None:
+    from flywheel.simulate.marketplace import market_state
+
+    interests = market_state(WORLD, CFG, drifted=False).interests
+    favourite = {}
+    for share in (0.0, 1.0):
+        before = set(gateway.answered)
+        run_traffic(
+            url=f"{gateway.url}/best",
+            rps=100,
+            seconds=1,
+            seed=SEED,
+            landing_dir=tmp_path / str(share),
+            personal_share=share,
+        )
+        answered = [a for r, a in gateway.answered.items() if r not in before]
+        # The share of candidates from the user's two favourite categories: popularity alone (0) draws
+        # them as often as the catalogue has them; interests alone (1) draw mostly them.
+        hits = [
+            WORLD.item_category[item] in np.argsort(-interests[a["user_id"]])[:2]
+            for a in answered
+            for item in a["item_ids"]
+        ]
+        favourite[share] = float(np.mean(hits))
+    assert favourite[1.0] > favourite[0.0] + 0.3, favourite
 
 
 def test_failures_are_counted_and_write_nothing(gateway: Gateway, tmp_path: Path, home) -> None:
