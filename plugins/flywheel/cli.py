@@ -136,7 +136,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from flywheel.config import get_settings
-    from flywheel.local.demo import plan_windows, run_demo, world_start
+    from flywheel.local.demo import plan_windows, run_demo, set_aside_previous, world_start
 
     # The simulation the demo starts with, checked before the demo creates its home or starts Airflow.
     _simulation(
@@ -155,6 +155,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             problem, _, fix = str(exc).partition("; use ")
             raise Refusal(problem, f"use {fix}") from None
     _writable(get_settings().home, "flywheel home", "set FLYWHEEL_HOME to a writable folder")
+    try:
+        previous = set_aside_previous(get_settings())
+    except ValueError as exc:
+        problem, _, fix = str(exc).partition("; ")
+        raise Refusal(problem, fix) from None
+    if previous:
+        print(
+            f"flywheel demo: the previous demo's home is now {previous}; this one starts afresh", flush=True
+        )
     return run_demo(
         hours=args.hours,
         seed=args.seed,

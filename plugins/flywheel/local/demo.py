@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from flywheel.config import Settings, get_settings
@@ -69,6 +71,49 @@ def world_start(hours: int, now: datetime | None = None) -> datetime:
     now) serves the hours the models were trained on."""
     now = now or datetime.now(UTC)
     return naive_utc(now).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours)
+
+
+def set_aside_previous(settings: Settings) -> Path | None:
+    """Make room for a new story: a home a previous demo left (its ``demo/summary.json``) is moved to
+    ``<home>.previous`` (replacing an older one), so every ``make demo`` starts from an empty world and the
+    last run stays readable; the new place, or None when the home held no demo.
+
+    Raises ``ValueError`` saying what to do when the home cannot be set aside whole: Airflow runs on it
+    (``make up``), or part of it lives elsewhere (a warehouse, landing zone or Airflow home outside it)."""
+    from flywheel.local.up import _running
+
+    home = Path(settings.home)
+    if not (home / "demo" / "summary.json").exists():
+        return None
+    running = _running(settings)
+    if running:
+        raise ValueError(
+            f"Airflow runs on {home} ({running['url']}); `make down` stops it, then run the demo again"
+        )
+    inside = [
+        f"{name} {path}"
+        for name, path in (
+            ("FLYWHEEL_LANDING_DIR", settings.landing_dir),
+            ("FLYWHEEL_AIRFLOW_HOME", settings.airflow_home),
+            ("FLYWHEEL_ARTIFACTS_DIR", settings.artifacts_dir),
+        )
+        if not isinstance(path, Path) or not path.resolve().is_relative_to(home.resolve())
+    ]
+    if not settings.warehouse_url.startswith("duckdb:///") or not Path(
+        settings.warehouse_url.removeprefix("duckdb:///")
+    ).resolve().is_relative_to(home.resolve()):
+        inside.append(f"FLYWHEEL_WAREHOUSE_URL {settings.warehouse_url}")
+    if inside:
+        raise ValueError(
+            f"{home} holds a previous demo, and part of it lives outside that folder ({', '.join(inside)}); "
+            "point FLYWHEEL_HOME at a new folder, and those variables inside it or unset, to tell the story "
+            "again"
+        )
+    previous = home.with_name(home.name + ".previous")
+    if previous.exists():
+        shutil.rmtree(previous)
+    home.rename(previous)
+    return previous
 
 
 SUMMARY_TABLES = [

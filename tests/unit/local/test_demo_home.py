@@ -1,0 +1,60 @@
+"""``make demo`` twice in a row: the second story starts from an empty world and the first stays readable
+in ``<home>.previous``; a home that cannot be set aside whole is refused, with nothing moved."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from flywheel.config import Settings, get_settings
+from flywheel.local.demo import set_aside_previous
+
+
+def _a_finished_demo(settings: Settings) -> None:
+    (settings.home / "demo").mkdir(parents=True)
+    (settings.home / "demo" / "summary.json").write_text("{}")
+    (settings.landing_dir / "impressions.parquet").write_text("old world")
+
+
+def test_a_new_home_is_left_as_it_is(home: Settings) -> None:
+    (home.landing_dir / "keep.parquet").write_text("x")
+    assert set_aside_previous(home) is None
+    assert (home.landing_dir / "keep.parquet").exists()
+
+
+def test_a_previous_demo_moves_aside_whole_and_replaces_an_older_one(home: Settings) -> None:
+    previous = home.home.with_name(home.home.name + ".previous")
+    (previous / "demo").mkdir(parents=True)
+    (previous / "older").write_text("the run before the last")
+    _a_finished_demo(home)
+    assert set_aside_previous(home) == previous
+    assert not home.home.exists()
+    assert (previous / "demo" / "summary.json").exists()
+    assert (previous / "landing" / "impressions.parquet").read_text() == "old world"
+    assert not (previous / "older").exists()
+
+
+def test_a_home_partly_elsewhere_is_refused_naming_the_variable(
+    home: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLYWHEEL_LANDING_DIR", str(tmp_path / "shared-landing"))
+    settings = get_settings()
+    settings.ensure_dirs()
+    _a_finished_demo(settings)
+    with pytest.raises(ValueError, match="FLYWHEEL_LANDING_DIR") as refused:
+        set_aside_previous(settings)
+    assert "point FLYWHEEL_HOME at a new folder" in str(refused.value)
+    assert (settings.home / "demo" / "summary.json").exists(), "nothing was moved"
+
+
+def test_a_home_airflow_runs_on_is_refused(home: Settings) -> None:
+    _a_finished_demo(home)
+    # A `make up` record whose process group is alive: this test's own.
+    record = {"pid": os.getpgrp(), "port": 8080, "url": "http://127.0.0.1:8080"}
+    (home.airflow_home / "up.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="make down"):
+        set_aside_previous(home)
+    assert (home.home / "demo" / "summary.json").exists()
