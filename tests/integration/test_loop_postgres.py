@@ -79,7 +79,7 @@ def test_the_loop_closes_with_airflow_on_postgres(
         rolled_back = decisions[-1] == "rollback" and set(decisions[:-1]) <= {"advance", "rollback"}
         assert promoted or rolled_back, steps
         assert summary["closed"] is (deployed[1]["state"] == "success") is (decisions[-1] == "promote")
-        assert "served CTR" in printed
+        assert "served to the live users after the drift" in printed and "online AUC" in printed
     else:
         assert len(deployed) == 1 and not summary["closed"]
     drift = summary["drift"]
