@@ -12,6 +12,7 @@ the runs are in PostgreSQL, not in a SQLite file."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,7 @@ def test_the_loop_closes_with_airflow_on_postgres(
         served_after=10,  # the promoted model's own minutes of users are the demo's, not the test's
     )
     printed = capsys.readouterr().out
+    assert "FLYWHEEL_CANARY_STEPS" not in os.environ, "the demo's settings outlived it"
     summary = json.loads((settings.home / "demo" / "summary.json").read_text())
     # Closed: the retrain was blessed and promoted through the canary; the gate or the canary may refuse
     # this one retrain of a small world, and then the demo says so and exits 1.

@@ -180,6 +180,27 @@ def run_demo(
     max_retrains: int = 4,
     served_after: float = SERVED_AFTER_SECONDS,
 ) -> int:
+    """:func:`_run_demo` with ``DEMO_ENV`` set for its duration (a variable already set wins); the process
+    environment is as it was afterwards, whatever happened."""
+    added = [name for name in DEMO_ENV if name not in os.environ]
+    for name in added:
+        os.environ[name] = DEMO_ENV[name]
+    try:
+        return _run_demo(hours, seed, impressions_per_hour, drift, drift_at, max_retrains, served_after)
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+def _run_demo(
+    hours: int,
+    seed: int,
+    impressions_per_hour: int,
+    drift: str,
+    drift_at: int,
+    max_retrains: int,
+    served_after: float,
+) -> int:
     """The loop end to end: events -> ingest -> features -> a first model, deployed -> live users through the
     gateway -> drift, hour by hour -> retraining until the gate blesses a retrained model (at most
     ``max_retrains``) -> its canary and promotion, then ``served_after`` seconds of users on it; then the
@@ -189,9 +210,6 @@ def run_demo(
     from flywheel.local.serving import ServingStack
     from flywheel.simulate import SimulationConfig, simulate
 
-    # Read by the Airflow tasks (child processes) and by this process's settings alike.
-    for name, value in DEMO_ENV.items():
-        os.environ.setdefault(name, value)
     # The users' progress every 10 s and Feast's registry refreshes would bury the story's lines.
     for name in ("flywheel.simulate.traffic", "feast"):
         logging.getLogger(name).setLevel(logging.WARNING)

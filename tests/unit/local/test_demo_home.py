@@ -58,3 +58,19 @@ def test_a_home_airflow_runs_on_is_refused(home: Settings) -> None:
     with pytest.raises(ValueError, match="make down"):
         set_aside_previous(home)
     assert (home.home / "demo" / "summary.json").exists()
+
+
+def test_the_demo_s_settings_last_as_long_as_the_demo(
+    home: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flywheel.local.demo import DEMO_ENV, run_demo
+
+    monkeypatch.setenv("FLYWHEEL_TRAIN_BUDGET", "9")  # set by the user: kept, and it wins
+    for name in DEMO_ENV:
+        if name != "FLYWHEEL_TRAIN_BUDGET":
+            monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValueError, match="--drift-at"):
+        run_demo(hours=40, drift_at=10)  # refused before anything starts
+    assert os.environ["FLYWHEEL_TRAIN_BUDGET"] == "9"
+    assert not [name for name in DEMO_ENV if name in os.environ and name != "FLYWHEEL_TRAIN_BUDGET"]
+    assert get_settings().serving.canary_steps == (5, 10, 25, 50, 100)
