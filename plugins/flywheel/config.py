@@ -13,6 +13,7 @@ import math
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -116,6 +117,12 @@ def _raw(name: str) -> str | None:
     if name not in VARIABLES and name not in TOOL_VARIABLES:
         raise KeyError(f"{name} is not in flywheel.config.VARIABLES (nor TOOL_VARIABLES)")
     return os.environ.get(name)
+
+
+def unset_variables(names: Iterable[str]) -> list[str]:
+    """Those of ``names`` (registered variables) the environment does not set: for a caller that sets
+    defaults for a while and removes them afterwards (``flywheel demo``)."""
+    return [name for name in names if _raw(name) is None]
 
 
 def _text(name: str, default: str) -> str:

@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from flywheel.config import Settings, get_settings
+from flywheel.config import Settings, get_settings, unset_variables
 from flywheel.events import EVENT_SCHEMAS, naive_utc
 from flywheel.local import story
 from flywheel.local.api import FINISHED, AirflowAPI
@@ -182,7 +182,7 @@ def run_demo(
 ) -> int:
     """:func:`_run_demo` with ``DEMO_ENV`` set for its duration (a variable already set wins); the process
     environment is as it was afterwards, whatever happened."""
-    added = [name for name in DEMO_ENV if name not in os.environ]
+    added = unset_variables(DEMO_ENV)
     for name in added:
         os.environ[name] = DEMO_ENV[name]
     try:
