@@ -3,7 +3,8 @@
 
 The figures come from the warehouse and the registry the loop wrote, never from the demo's own bookkeeping:
 models are scored on held-out hours (AUC, and CTR@5 by replaying the logged requests), PSI per feature from
-``monitoring.feature_drift``, the detection delay from ``monitoring.retrain_requests``.
+``monitoring.feature_drift`` (with the detection delay: the first window over the drift alert's level), the
+retraining requests from ``monitoring.retrain_requests``.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from flywheel.config import Settings
+from flywheel.config import DriftRule, Settings
 from flywheel.events import naive_utc
 from flywheel.warehouse import open_warehouse
 from flywheel.warehouse.templates import render_sql
 
 SQL_DIR = Path(__file__).parent / "sql"
+#: PSI at which the FlywheelFeatureDrift alert fires (rules.yml is held to the rule's default).
+ALERT_PSI = DriftRule.psi_threshold
 #: The replayed ranking cut-off the summary reports (the gate reports 1, 3 and 5).
 CTR_AT = 5
 #: Colour per series, in order; blue and orange stay apart for the common colour blindnesses.
@@ -96,9 +99,10 @@ def model_scores(
 
 
 def drift_findings(settings: Settings, start: datetime, onset: datetime) -> dict[str, Any]:
-    """PSI per feature per hourly window (hours since ``start``), each feature's peak after ``onset``, and
-    the retraining requests with the detection delay: hours from the onset to the end of the first window
-    whose request started training."""
+    """PSI per feature per hourly window (hours since ``start``), each feature's peak after ``onset``, the
+    detection delay (hours from the onset to the end of the first window with a PSI at or over the
+    FlywheelFeatureDrift alert's level, the rule's default single-window threshold), and the retraining
+    requests with the request delay (hours from the onset to the end of the first window that asked)."""
     warehouse = open_warehouse(settings.warehouse_url)
     series: dict[str, list[tuple[float, float]]] = {}
     if warehouse.table_exists("monitoring.feature_drift"):
@@ -126,12 +130,17 @@ def drift_findings(settings: Settings, start: datetime, onset: datetime) -> dict
                 }
             )
     after_onset = [r for r in requests if r["hours_after_onset"] > 0]
+    alerts = sorted(
+        hour for points in series.values() for hour, psi in points if hour > onset_hour and psi >= ALERT_PSI
+    )
     return {
         "onset_hour": onset_hour,
+        "alert_psi": ALERT_PSI,
         "psi": {f: [[h, round(v, 5)] for h, v in points] for f, points in sorted(series.items())},
         "psi_peaks": peaks,
         "retrain_requests": requests,
-        "detection_delay_hours": after_onset[0]["hours_after_onset"] if after_onset else None,
+        "detection_delay_hours": alerts[0] - onset_hour if alerts else None,
+        "request_delay_hours": after_onset[0]["hours_after_onset"] if after_onset else None,
     }
 
 
@@ -192,6 +201,26 @@ def _number(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
+def detection_lines(summary: Mapping[str, Any]) -> list[str]:
+    """When the drift was seen (the alert's level crossed) and when the rule asked for retraining."""
+    drift = summary.get("drift") or {}
+    seen, asked = drift.get("detection_delay_hours"), drift.get("request_delay_hours")
+    level = drift.get("alert_psi", ALERT_PSI)
+    lines = [
+        f"detection delay: {seen:.0f} simulated hour(s) from the onset to the first window with PSI >= "
+        f"{level:g}"
+        if seen is not None
+        else f"detection delay: no window after the onset reached PSI {level:g}"
+    ]
+    rule = f" ({summary['drift_rule']})" if summary.get("drift_rule") else ""
+    lines.append(
+        f"retraining requested {asked:.0f} simulated hour(s) after the onset{rule}"
+        if asked is not None
+        else f"no retraining request after the onset{rule}"
+    )
+    return lines
+
+
 def summary_lines(summary: Mapping[str, Any]) -> list[str]:
     """The table the demo prints at the end."""
     ctr = f"ctr_at_{CTR_AT}"
@@ -210,12 +239,7 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
         lines.append("  PSI peak per feature after the onset (hour of the window's end):")
         for feature, peak in sorted(drift["psi_peaks"].items(), key=lambda kv: -kv[1]["psi"]):
             lines.append(f"    {feature:<28} {peak['psi']:>7.3f}  (hour {peak['window_end_hour']:.0f})")
-    delay = drift.get("detection_delay_hours")
-    lines.append(
-        f"  detection delay: {delay:.0f} simulated hour(s) from the onset to the first retraining request"
-        if delay is not None
-        else "  detection delay: no retraining request after the onset"
-    )
+    lines += [f"  {line}" for line in detection_lines(summary)]
     for verdict in summary.get("verdicts", []):
         against = f"against {verdict['baseline']}" if verdict.get("baseline") else "as the first model"
         failed = f" (failed: {', '.join(verdict['failed'])})" if verdict.get("failed") else ""
@@ -392,7 +416,7 @@ def render_html(summary: Mapping[str, Any]) -> str:
         (r["hours_after_onset"] + drift.get("onset_hour", 0), "request")
         for r in drift.get("retrain_requests", [])[:1]
     ]
-    rules = [(summary.get("psi_threshold", 0.2), "retrain threshold")]
+    rules = [(drift.get("alert_psi", ALERT_PSI), "drift alert")]
     parts.append(
         _svg_lines(
             drift.get("psi") or {},
@@ -402,13 +426,7 @@ def render_html(summary: Mapping[str, Any]) -> str:
             marks=marks,
         )
     )
-    delay = drift.get("detection_delay_hours")
-    parts.append(
-        f"<p>Detection delay: {delay:.0f} simulated hour(s) from the onset to the first retraining "
-        "request.</p>"
-        if delay is not None
-        else "<p>No retraining request after the onset.</p>"
-    )
+    parts += [f"<p>{e(line[0].upper() + line[1:])}.</p>" for line in detection_lines(summary)]
     parts.append("<h2>The gate</h2><ul>")
     for verdict in summary.get("verdicts", []):
         against = f"against {verdict['baseline']}" if verdict.get("baseline") else "as the first model"

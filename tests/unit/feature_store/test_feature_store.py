@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -171,3 +172,47 @@ def test_importing_the_api_does_not_import_feast() -> None:
     code = "import sys, flywheel.feature_store.store; print('feast' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_a_reader_sees_the_whole_old_registry_while_apply_writes_the_new_one(
+    marts: Marts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The gateway refreshes its registry from the file while build_features applies and materializes:
+    # Feast's own file store truncates the file and then writes it, and one demo ranking failed on a
+    # registry without item_features. Here the file must hold the whole old registry up to the moment the
+    # new one, complete in a file beside it, replaces it in one rename.
+    from flywheel.feature_store import registry_store
+
+    apply_and_materialize(START, END)
+    path = marts.settings.home / "feature_store" / "registry.db"
+    old_version = _registry(path).version_id
+    seen: list[tuple[str, list[str], list[str]]] = []
+    real_replace = registry_store.os.replace
+
+    def replace(source: str, target: object) -> None:  # os.replace, for every caller in this test
+        if Path(str(target)) != path:
+            return real_replace(source, target)
+        before, new = _registry(path), _registry(Path(source))
+        seen.append((before.version_id, _views(before), _views(new)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(registry_store.os, "replace", replace)
+    apply_and_materialize(START, END)  # rewrites the registry (materialization intervals)
+
+    views = ["item_features", "user_features"]
+    assert seen and seen[0][0] == old_version, seen
+    assert all(before == new == views for _, before, new in seen), seen
+    assert _views(_registry(path)) == views
+    assert not list(path.parent.glob("*.partial"))
+
+
+def _registry(path: Path) -> Any:
+    from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
+
+    proto = RegistryProto()
+    proto.ParseFromString(path.read_bytes())
+    return proto
+
+
+def _views(proto: Any) -> list[str]:
+    return sorted(view.spec.name for view in proto.feature_views)

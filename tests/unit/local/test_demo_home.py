@@ -74,3 +74,15 @@ def test_the_demo_s_settings_last_as_long_as_the_demo(
     assert os.environ["FLYWHEEL_TRAIN_BUDGET"] == "9"
     assert not [name for name in DEMO_ENV if name in os.environ and name != "FLYWHEEL_TRAIN_BUDGET"]
     assert get_settings().serving.canary_steps == (5, 10, 25, 50, 100)
+
+
+def test_the_demo_s_rule_retrains_once_the_shift_held_until_the_held_out_hours() -> None:
+    from flywheel.local.demo import demo_drift_rule
+
+    # 72 hours, onset at 48, 6 held-out hours: windows 49..66 must all be over 0.2, so the one retrain
+    # learns from [18, 66), every post-shift hour it may see; the single-window branch never decides.
+    rule = demo_drift_rule(72, 48, 6)
+    assert rule["FLYWHEEL_DRIFT_SUSTAINED_WINDOWS"] == "18"
+    assert rule["FLYWHEEL_DRIFT_SUSTAINED_PSI"] == "0.2"
+    assert float(rule["FLYWHEEL_DRIFT_PSI"]) > 100
+    assert demo_drift_rule(36, 18, 6)["FLYWHEEL_DRIFT_SUSTAINED_WINDOWS"] == "12"

@@ -60,8 +60,11 @@ def _summary(closed: bool = True) -> dict:
                 "<b>price</b>": {"psi": 0.3, "window_end_hour": 49},
             },
             "retrain_requests": [{"window_end": "2026-01-03T01:00:00", "hours_after_onset": 1.0}],
+            "alert_psi": 0.2,
             "detection_delay_hours": 1.0,
+            "request_delay_hours": 18.0,
         },
+        "drift_rule": "retrain when PSI >= 0.2 in 18 consecutive hourly windows",
         "retrains": [
             {
                 "hour": 49,
@@ -138,7 +141,11 @@ def test_a_world_too_short_for_the_story_is_refused_naming_the_flag(hours, drift
 def test_the_table_reads_peaks_delay_verdicts_and_stage_times() -> None:
     text = "\n".join(summary_lines(_summary()))
     assert text.index("category") < text.index("<b>price</b>")  # highest peak first
-    assert "detection delay: 1 simulated hour(s)" in text
+    assert "detection delay: 1 simulated hour(s) from the onset to the first window with PSI >= 0.2" in text
+    assert (
+        "retraining requested 18 simulated hour(s) after the onset "
+        "(retrain when PSI >= 0.2 in 18 consecutive hourly windows)" in text
+    )
     assert "gate: v0002 blessed against v0001" in text
     assert re.search(r"retrain \(v2\) and judge it against v1\s+140 s", text)
     assert "loop closed: yes" in text
@@ -168,7 +175,7 @@ def test_the_page_is_self_contained_and_escapes_names(tmp_path) -> None:
     assert "<b>price</b>" not in page and "&lt;b&gt;price&lt;/b&gt;" in page
     # One line per feature in the PSI chart, the threshold rule, and bars for the models and the stages.
     assert len(re.findall(r'<path d="M', page)) == 2
-    assert "retrain threshold" in page
+    assert "drift alert" in page and "Retraining requested 18 simulated hour(s) after the onset" in page
     assert page.count("<rect") >= 2 * 3 + 2 + 2 + 2  # AUC and CTR bars, legend, stage bars, served CTR
     assert "<i>v0003</i>" not in page and "&lt;i&gt;v0003&lt;/i&gt;" in page
     assert "v0003 step 0 at 20% of users: advance" in page
@@ -188,8 +195,8 @@ def test_the_outcome_names_the_detection_hour_and_which_retrain_won() -> None:
 
     summary = _summary()
     assert _outcome(summary) == (
-        "drift detected at hour 49; 2 retrain(s) judged: v0003 (requested at hour 55) blessed, canaried and "
-        "promoted: it serves every user"
+        "retraining first requested at hour 49; 2 retrain(s) judged: v0003 (requested at hour 55) blessed, "
+        "canaried and promoted: it serves every user"
     )
     assert _closed(summary)
     summary["deployments"][1]["state"] = "failed"
