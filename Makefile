@@ -11,7 +11,7 @@ SERVING_STAMP := $(SERVING_VENV)/.installed
 # pytest -n is not used: the integration tests start real services that want the machine to themselves.
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast up down lint bench lock clean system-deps
+.PHONY: install demo test test-fast up down lint bench lock clean system-deps
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,11 +30,17 @@ $(SERVING_STAMP): images/triton/requirements.txt
 system-deps:
 	bash scripts/system-deps.sh
 
-demo: $(STAMP) $(SERVING_STAMP)
+# The two virtual environments (and, for the tests, the Debian packages) are independent: installed side
+# by side.
+install:
+	$(MAKE) --no-print-directory -j2 $(STAMP) $(SERVING_STAMP)
+
+demo: install
 	$(BIN)/flywheel demo
 
 # --durations prints the slowest tests: where the 35-minute budget goes.
-test: $(STAMP) $(SERVING_STAMP) system-deps
+test:
+	$(MAKE) --no-print-directory -j3 $(STAMP) $(SERVING_STAMP) system-deps
 	$(BIN)/python -m pytest -m "" --durations=20 $(PYTEST_ARGS)
 
 # Unit, SQL and DAG tests only: no scheduler, no servers.

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from flywheel.config import Settings
-from flywheel.local.processes import AirflowProcesses, admin_api, airflow_cli
+from flywheel.local.processes import AirflowProcesses, admin_api, airflow_cli_batch
 from flywheel.simulate.scenario import START, prepare_drift_world
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -74,8 +74,9 @@ def test_the_gate_judges_candidates_through_the_scheduler(
     shutil.copy(Path(__file__).parent / "blessed_dags" / "consume_blessed.py", dags)
 
     def setup(env):
-        for dag_id in ("evaluate_model", "consume_blessed"):
-            airflow_cli(["dags", "unpause", dag_id], env)
+        airflow_cli_batch(
+            [["dags", "unpause", dag_id] for dag_id in ("evaluate_model", "consume_blessed")], env
+        )
 
     with AirflowProcesses(home, dags_folder=dags, setup=setup) as procs:
         api = admin_api(procs)
