@@ -62,6 +62,8 @@ DEMO_ENV = {
 #: PSI the demo's rule asks to hold, hour after hour, before it retrains: the level the FlywheelFeatureDrift
 #: alert fires at (monitoring/prometheus/rules.yml).
 DEMO_SUSTAINED_PSI = "0.2"
+#: The demo's single-window threshold: out of PSI's reach, so the sustained branch alone decides.
+SINGLE_WINDOW_OFF = 1000.0
 
 
 def demo_drift_rule(hours: int, drift_at: int, held_out_hours: int) -> dict[str, str]:
@@ -76,7 +78,7 @@ def demo_drift_rule(hours: int, drift_at: int, held_out_hours: int) -> dict[str,
     of reach (1000), so the sustained branch alone decides; the alert still fires at the first window over
     0.2, which the summary reports as the detection."""
     return {
-        "FLYWHEEL_DRIFT_PSI": "1000",
+        "FLYWHEEL_DRIFT_PSI": f"{SINGLE_WINDOW_OFF:g}",
         "FLYWHEEL_DRIFT_SUSTAINED_PSI": DEMO_SUSTAINED_PSI,
         "FLYWHEEL_DRIFT_SUSTAINED_WINDOWS": str(max(1, hours - drift_at - held_out_hours)),
     }
@@ -405,7 +407,7 @@ def _outcome(summary: dict[str, Any]) -> str:
 def _rule_text(settings: Settings) -> str:
     rule = settings.drift
     held = f"PSI >= {rule.sustained_threshold:g} in {rule.sustained_windows} consecutive hourly windows"
-    if rule.psi_threshold >= 100:  # the demo's: the single-window branch out of reach
+    if rule.psi_threshold >= SINGLE_WINDOW_OFF:  # the demo's rule
         return f"retrain when {held}"
     return f"retrain when PSI >= {rule.psi_threshold:g} in one window, or {held}"
 
